@@ -1,0 +1,201 @@
+"""Loading Stable Diffusion pipelines, whatever the source, through one path.
+
+A source is `builtin:tiny` (built offline, saved, then loaded like any directory), a local diffusers
+directory, a boothline model directory (a full fine-tune, or a LoRA adapter plus a pointer to its base),
+a single-file `.safetensors`/`.ckpt` checkpoint, or a hub id. Device, dtype and sampling scheduler are
+chosen here too, so every stage makes the same choice.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import torch
+
+from boothline.params import Model
+
+TINY = "builtin:tiny"
+TINY_DIR = Path("data/base/tiny")
+MODEL_CARD = "boothline_model.json"  # written by the train stage next to a trained model
+SUPPORTED_PIPELINES = {"StableDiffusionPipeline"}  # SD 1.x and 2.x share this class
+HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")  # "org/name"; anything else that does not exist is a typo
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+SCHEDULERS = {
+    "dpm++": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "dpm++-sde": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++", "solver_order": 2}),
+    "euler": ("EulerDiscreteScheduler", {}),
+    "euler-a": ("EulerAncestralDiscreteScheduler", {}),
+    "ddim": ("DDIMScheduler", {}),
+    "pndm": ("PNDMScheduler", {"skip_prk_steps": True}),
+    "unipc": ("UniPCMultistepScheduler", {}),
+    "lms": ("LMSDiscreteScheduler", {}),
+    "heun": ("HeunDiscreteScheduler", {}),
+    "ddpm": ("DDPMScheduler", {}),
+}
+# How AUTOMATIC1111 names these samplers, for the PNG `parameters` text.
+A1111_SAMPLER_NAMES = {
+    "dpm++": "DPM++ 2M",
+    "dpm++-sde": "DPM++ 2M SDE",
+    "euler": "Euler",
+    "euler-a": "Euler a",
+    "ddim": "DDIM",
+    "pndm": "PLMS",
+    "unipc": "UniPC",
+    "lms": "LMS",
+    "heun": "Heun",
+    "ddpm": "DDPM",
+}
+
+
+class ModelError(ValueError):
+    """A base or trained model that cannot be loaded; the message says which and why."""
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    if preference == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise ModelError("model.device = 'cuda': no CUDA device is available here (use 'auto' or 'cpu')")
+    return torch.device(preference)
+
+
+def pick_dtype(preference: str, device: torch.device) -> torch.dtype:
+    """fp16 on accelerators, fp32 on CPU (half precision on CPU is slow and lossy) unless asked."""
+    if preference != "auto":
+        return DTYPES[preference]
+    return torch.float16 if device.type in ("cuda", "mps") else torch.float32
+
+
+def base_model_id(model: Model) -> str:
+    """A stable identifier of the base model for manifests, fingerprints and image metadata."""
+    if model.base == TINY:
+        from boothline.tiny import TINY_VERSION
+
+        return f"{TINY}@v{TINY_VERSION}"
+    return model.base + (f"@{model.revision}" if model.revision else "")
+
+
+def resolve_source(source: str) -> str:
+    """`builtin:tiny` becomes its saved directory (built on first use); anything else is returned as is."""
+    if source == TINY:
+        from boothline.tiny import ensure_tiny_pipeline
+
+        return str(ensure_tiny_pipeline(TINY_DIR))
+    return source
+
+
+def read_model_card(directory: str | Path) -> dict | None:
+    card = Path(directory) / MODEL_CARD
+    return json.loads(card.read_text()) if card.is_file() else None
+
+
+def _check_pipeline_class(model_index: dict, source: str) -> None:
+    name = model_index.get("_class_name", "?")
+    if name not in SUPPORTED_PIPELINES:
+        raise ModelError(
+            f"{source}: is a {name}; boothline supports Stable Diffusion 1.x and 2.x "
+            f"(StableDiffusionPipeline) only. SDXL and other pipeline classes are not supported."
+        )
+
+
+def _load_single_file(path: Path, model: Model | None, dtype: torch.dtype):
+    from diffusers import StableDiffusionPipeline
+
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            if any(k.startswith("conditioner.embedders.1") for k in f.keys()):
+                raise ModelError(f"{path}: is an SDXL checkpoint; only SD 1.x and 2.x are supported")
+    config = model.single_file_config if model else None
+    kwargs = {"torch_dtype": dtype, "safety_checker": None, "requires_safety_checker": False}
+    if config:
+        kwargs["config"] = resolve_source(config)
+    try:
+        return StableDiffusionPipeline.from_single_file(str(path), **kwargs)
+    except OSError as err:
+        raise ModelError(
+            f"{path}: cannot load this single-file checkpoint ({err}). Offline, set model.single_file_config "
+            "to a local diffusers directory of the same architecture."
+        ) from None
+
+
+def load_pipeline(source: str, *, model: Model | None = None, device: torch.device | None = None,
+                  dtype: torch.dtype | None = None, scheduler: str | None = None):
+    """Load a StableDiffusionPipeline from any supported source, on `device` in `dtype`."""
+    from diffusers import DiffusionPipeline, StableDiffusionPipeline
+
+    device = device or torch.device("cpu")
+    dtype = dtype or torch.float32
+    revision = model.revision if model and model.base == source else None
+    variant = model.variant if model and model.base == source else None
+    resolved = resolve_source(source)
+    path = Path(resolved)
+
+    card = read_model_card(path) if path.is_dir() else None
+    if card and card.get("kind") == "lora":
+        pipe = load_pipeline(card["base"], device=device, dtype=dtype, scheduler=scheduler)
+        pipe.load_lora_weights(str(path), weight_name=card.get("weights", "pytorch_lora_weights.safetensors"))
+        pipe.fuse_lora(lora_scale=card.get("scale", 1.0))
+        pipe.unload_lora_weights()  # fused: keep the merged weights, drop the adapter layers
+        return pipe
+
+    if path.is_file() and path.suffix in (".safetensors", ".ckpt"):
+        pipe = _load_single_file(path, model, dtype)
+    elif path.is_dir():
+        index = path / "model_index.json"
+        if not index.is_file():
+            raise ModelError(f"{path}: not a diffusers pipeline directory (no model_index.json)")
+        _check_pipeline_class(json.loads(index.read_text()), str(path))
+        pipe = StableDiffusionPipeline.from_pretrained(
+            str(path), torch_dtype=dtype, use_safetensors=True, safety_checker=None, requires_safety_checker=False,
+            variant=variant,
+        )
+    elif not HUB_ID.fullmatch(source):
+        raise ModelError(f"{source}: no such model directory or checkpoint file")
+    else:
+        try:
+            _check_pipeline_class(DiffusionPipeline.load_config(source, revision=revision), source)
+            pipe = StableDiffusionPipeline.from_pretrained(
+                source, revision=revision, variant=variant, torch_dtype=dtype, use_safetensors=True,
+                safety_checker=None, requires_safety_checker=False,
+            )
+        except (OSError, ValueError) as err:
+            if isinstance(err, ModelError):
+                raise
+            raise ModelError(f"{source}: cannot load from the model hub ({type(err).__name__}: {err})") from None
+
+    if scheduler:
+        pipe.scheduler = make_scheduler(scheduler, pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+def make_scheduler(name: str, config):
+    import diffusers
+
+    class_name, overrides = SCHEDULERS[name]
+    return getattr(diffusers, class_name).from_config(config, **overrides)
+
+
+def prepare_for_inference(pipe, model: Model, device: torch.device):
+    """Apply the memory/speed switches in `model`, each defaulting to what suits `device`."""
+    on_accelerator = device.type in ("cuda", "mps")
+    if model.attention_slicing if model.attention_slicing is not None else device.type == "mps":
+        pipe.enable_attention_slicing()
+    if model.vae_slicing:
+        pipe.vae.enable_slicing()
+    if model.vae_tiling:
+        pipe.vae.enable_tiling()
+    if model.cpu_offload and on_accelerator:
+        pipe.enable_model_cpu_offload(device=device)
+    if model.compile:
+        pipe.unet = torch.compile(pipe.unet)
+    return pipe

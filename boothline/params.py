@@ -1,0 +1,282 @@
+"""Typed, validated pipeline parameters: `params.yaml` parsed once, checked before any work starts.
+
+One section per stage. Relative paths are kept relative, so they resolve from the current directory.
+An invalid file raises `ParamsError` whose message names the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SchedulerName = Literal["dpm++", "dpm++-sde", "euler", "euler-a", "ddim", "pndm", "unipc", "lms", "heun", "ddpm"]
+SLUG = re.compile(r"^[a-z0-9-]+$")
+
+
+class ParamsError(ValueError):
+    """A params file that cannot be used; the message is meant for the user, not a traceback."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+
+
+class Subject(Section):
+    instance_dir: Path = Path("data/subjects/demo")
+    token: str = "sks"
+    class_noun: str
+    kind: Literal["object", "live"] = "object"
+    max_images: int = Field(20, ge=3, le=1000)
+    allow_upscale: bool = False
+
+    @field_validator("token")
+    @classmethod
+    def _one_word(cls, v: str) -> str:
+        if not v or not v.strip() or any(c.isspace() for c in v):
+            raise ValueError("must be one non-empty word, e.g. 'sks'")
+        return v
+
+    @field_validator("class_noun")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty, e.g. 'dog' or 'backpack'")
+        return v.strip()
+
+
+class Model(Section):
+    base: str = "builtin:tiny"
+    revision: str | None = None
+    variant: str | None = None
+    # diffusers config directory (or hub id) for a single-file checkpoint; offline it must be local.
+    single_file_config: str | None = None
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    dtype: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
+    scheduler: SchedulerName = "dpm++"
+    # Inference memory/speed switches; None means "what suits the detected device".
+    attention_slicing: bool | None = None
+    vae_slicing: bool | None = None
+    vae_tiling: bool | None = None
+    cpu_offload: bool | None = None
+    compile: bool = False
+
+    @field_validator("base")
+    @classmethod
+    def _base_not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must be 'builtin:tiny', a local diffusers directory, a .safetensors/.ckpt file or a hub id")
+        return v.strip()
+
+
+class Priors(Section):
+    num_images: int = Field(8, ge=0, le=100_000)
+    prompt: str = "a photo of a {class_noun}"
+    negative_prompt: str = ""
+    seed: int = Field(0, ge=0)
+    steps: int = Field(10, ge=1, le=1000)
+    guidance: float = Field(7.5, ge=0, le=50)
+    batch_size: int = Field(4, ge=1, le=256)
+    class_dir: Path | None = None
+
+
+class Lora(Section):
+    enabled: bool = False
+    rank: int = Field(4, ge=1, le=1024)
+    alpha: float = Field(4.0, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    targets: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")
+    text_encoder_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "out_proj")
+
+    @field_validator("targets")
+    @classmethod
+    def _targets_not_empty(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("must name at least one module, e.g. [to_q, to_k, to_v, to_out.0]")
+        return v
+
+
+class Train(Section):
+    instance_prompt: str = "a photo of {token} {class_noun}"
+    resolution: int = Field(64, ge=8, le=4096)
+    center_crop: bool = True
+    random_flip: bool = False
+    max_train_steps: int = Field(50, ge=1)
+    batch_size: int = Field(1, ge=1, le=256)
+    gradient_accumulation_steps: int = Field(1, ge=1, le=1024)
+    learning_rate: float = Field(5e-6, gt=0, le=1)
+    text_encoder_learning_rate: float | None = Field(None, gt=0, le=1)
+    lr_scheduler: Literal["constant", "constant_with_warmup", "linear", "cosine"] = "constant"
+    lr_warmup_steps: int = Field(0, ge=0)
+    adam_beta1: float = Field(0.9, ge=0, lt=1)
+    adam_beta2: float = Field(0.999, ge=0, lt=1)
+    adam_weight_decay: float = Field(1e-2, ge=0)
+    adam_epsilon: float = Field(1e-8, gt=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    use_8bit_adam: bool = False
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    gradient_checkpointing: bool = False
+    cache_latents: bool = True
+    train_text_encoder: bool = False
+    prior_loss_weight: float = Field(1.0, ge=0)
+    snr_gamma: float | None = Field(None, gt=0)
+    offset_noise: float = Field(0.0, ge=0, le=1)
+    seed: int = Field(0, ge=0)
+    checkpoint_every: int = Field(25, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    validate_every: int = Field(0, ge=0)
+    validation_prompts: tuple[str, ...] = ()
+    validation_steps: int = Field(10, ge=1, le=1000)
+    lora: Lora = Lora()
+    export_single_file: bool = False
+
+    @field_validator("resolution")
+    @classmethod
+    def _multiple_of_8(cls, v: int) -> int:
+        if v % 8:
+            raise ValueError("must be a multiple of 8 (e.g. 64, 512, 768)")
+        return v
+
+
+class Eval(Section):
+    prompts: tuple[str, ...] | None = None
+    max_prompts: int | None = Field(None, ge=1)
+    images_per_prompt: int = Field(1, ge=1, le=64)
+    steps: int = Field(10, ge=1, le=1000)
+    guidance: float = Field(7.5, ge=0, le=50)
+    seed: int = Field(0, ge=0)
+    batch_size: int = Field(8, ge=1, le=256)
+    clip_model: str | None = None
+    dino_model: str | None = None
+    checkpoints: tuple[int, ...] = ()
+    baseline: bool = True
+
+
+class Register(Section):
+    tracking_uri: str = "sqlite:///registry/mlflow.db"
+    artifact_location: str = "registry/artifacts"
+    experiment: str = "boothline"
+    model_name: str | None = None
+    primary_metric: str = "latent_fidelity"
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    use_best_checkpoint: bool = False
+
+
+class Generate(Section):
+    prompts: tuple[str, ...] = ("{subject} sitting on a wooden table",)
+    styles: tuple[str, ...] | Literal["all"] = "all"
+    extra_styles: Path | None = None
+    seeds: int = Field(2, ge=1, le=10_000)
+    seed: int = Field(0, ge=0)
+    batch_size: int = Field(4, ge=1, le=256)
+    steps: int = Field(10, ge=1, le=1000)
+    guidance: float = Field(7.5, ge=0, le=50)
+    scheduler: SchedulerName | None = None
+    width: int | None = Field(None, ge=8, le=4096)
+    height: int | None = Field(None, ge=8, le=4096)
+    negative_prompt: str = "lowres, blurry, jpeg artifacts, watermark, text"
+    quality_tokens: tuple[str, ...] = ("high quality", "detailed")
+    model: str | None = None
+    image_format: Literal["png", "jpeg", "webp"] = "png"
+    export_zip: bool = False
+    history_dir: Path = Path("data/history")
+
+    @field_validator("width", "height")
+    @classmethod
+    def _size_multiple_of_8(cls, v: int | None) -> int | None:
+        if v is not None and v % 8:
+            raise ValueError("must be a multiple of 8")
+        return v
+
+    @field_validator("styles")
+    @classmethod
+    def _slugs(cls, v):
+        if v != "all":
+            if not v:
+                raise ValueError("must list at least one style name, or be 'all'")
+            bad = [s for s in v if not SLUG.match(s)]
+            if bad:
+                raise ValueError(f"style names are slugs [a-z0-9-]+, got {bad}")
+        return v
+
+
+# pydantic warns that the `register` section shadows ABCMeta.register; the key name is part of the contract.
+warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
+
+
+class Params(Section):
+    subject: Subject
+    model: Model = Model()
+    priors: Priors = Priors()
+    train: Train = Train()
+    eval: Eval = Eval()
+    register: Register = Register()
+    generate: Generate = Generate()
+
+    @model_validator(mode="after")
+    def _prompts_fit_subject(self) -> "Params":
+        if "{token}" not in self.train.instance_prompt and self.subject.token not in self.train.instance_prompt.split():
+            raise ValueError(
+                f"train.instance_prompt = {self.train.instance_prompt!r}: must contain the subject token "
+                f"({self.subject.token!r} or the placeholder {{token}})"
+            )
+        return self
+
+    @property
+    def instance_prompt(self) -> str:
+        return self.fill(self.train.instance_prompt)
+
+    @property
+    def class_prompt(self) -> str:
+        return self.fill(self.priors.prompt)
+
+    def fill(self, text: str) -> str:
+        """Expand {token}, {class_noun} and {subject} ("sks dog") in a prompt template."""
+        s = self.subject
+        return (
+            text.replace("{subject}", f"{s.token} {s.class_noun}")
+            .replace("{token}", s.token)
+            .replace("{class_noun}", s.class_noun)
+        )
+
+    def section_dict(self, name: str) -> dict[str, Any]:
+        return getattr(self, name).model_dump(mode="json")
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid params"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "missing":
+            msg = "is required"
+        value = e.get("input")
+        shown = "" if e["type"] in ("missing", "extra_forbidden") or isinstance(value, dict) else f" = {value!r}"
+        lines.append(f"  {key}{shown}: {msg}" if key else f"  {msg}")
+    return "\n".join(lines)
+
+
+def parse_params(data: dict[str, Any], source: str = "params") -> Params:
+    try:
+        return Params.model_validate(data)
+    except ValidationError as err:
+        raise ParamsError(_format_errors(err, source)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: params file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections (subject, model, priors, ...)")
+    return parse_params(data, str(path))

@@ -1,0 +1,156 @@
+"""The embedded default base model: a tiny Stable-Diffusion-architecture pipeline built from configs.
+
+It has the same components and classes as SD 1.5 (UNet2DConditionModel, AutoencoderKL, CLIP text encoder
+and tokenizer, a PNDM scheduler configured like SD 1.5's) at a size that trains on two CPU cores. Weights
+are seeded, so every build is identical. The CLIP tokenizer is a byte-level BPE trained offline on a small
+corpus, so no vocabulary download is needed. `build_tiny_pipeline(dir)` saves it in diffusers format;
+callers then load it with `from_pretrained` like any other checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+# Bump when the architecture or seed changes, so saved copies are rebuilt.
+TINY_VERSION = "1"
+RESOLUTION = 64
+
+# CLIP's pre-tokenisation: special tokens, contractions, letter runs, single digits, other symbol runs.
+CLIP_SPLIT = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
+
+CORPUS = """
+a photo of a dog a photo of sks dog a photo of a cat a photo of a toy a photo of sks toy a photo of a backpack
+a painting of a teapot in the style of van gogh an oil painting watercolor anime cyberpunk pixel art line art
+photographic cinematic 3d render ukiyo-e on the beach in the jungle in the snow on a wooden table in a city
+with a red hat wearing sunglasses a wet shiny cube a purple fluffy cat high quality detailed lowres blurry
+jpeg artifacts watermark text on top of pink fabric in front of the eiffel tower floating in the water
+"""
+
+
+def build_tokenizer(vocab_size: int = 1000):
+    """A CLIPTokenizer whose BPE vocabulary is learned from CORPUS; every byte still maps to a token."""
+    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import CLIPTokenizer
+
+    bpe = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
+    bpe.normalizer = normalizers.Lowercase()
+    bpe.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(CLIP_SPLIT), behavior="removed", invert=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<|startoftext|>", "<|endoftext|>"],
+        initial_alphabet=alphabet,
+        end_of_word_suffix="</w>",
+        show_progress=False,
+    )
+    bpe.train_from_iterator([CORPUS] * 4, trainer=trainer)
+    state = bpe.model.__getstate__()
+    import json
+
+    model = json.loads(state) if isinstance(state, (str, bytes)) else state
+    vocab: dict[str, int] = dict(model["vocab"])
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    for ch in sorted(alphabet):  # a one-character word ends in "</w>": keep it off the unknown token
+        vocab.setdefault(ch + "</w>", len(vocab))
+    tok = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+    return tok
+
+
+def build_tiny_pipeline(out_dir: str | Path) -> Path:
+    """Build the seeded tiny pipeline and save it (atomically) in diffusers format to `out_dir`."""
+    import torch
+    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    out_dir = Path(out_dir)
+    tokenizer = build_tokenizer()
+    devnull_rng = torch.random.fork_rng(devices=[])  # leave the caller's global RNG untouched
+    with devnull_rng:
+        torch.manual_seed(0)
+        unet = UNet2DConditionModel(
+            sample_size=RESOLUTION // 2,
+            in_channels=4,
+            out_channels=4,
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+            block_out_channels=(32, 64),
+            layers_per_block=1,
+            cross_attention_dim=32,
+            attention_head_dim=8,
+            norm_num_groups=32,
+        )
+        torch.manual_seed(1)
+        vae = AutoencoderKL(
+            in_channels=3,
+            out_channels=3,
+            latent_channels=4,
+            sample_size=RESOLUTION,
+            down_block_types=("DownEncoderBlock2D",) * 2,
+            up_block_types=("UpDecoderBlock2D",) * 2,
+            block_out_channels=(32, 64),
+            layers_per_block=1,
+            norm_num_groups=32,
+        )
+        torch.manual_seed(2)
+        text_encoder = CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=len(tokenizer),
+                hidden_size=32,
+                intermediate_size=64,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                max_position_embeddings=77,
+                hidden_act="quick_gelu",
+                projection_dim=32,
+                bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        )
+    scheduler = PNDMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
+        steps_offset=1,
+        skip_prk_steps=True,
+        set_alpha_to_one=False,
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        pipe.save_pretrained(tmp, safe_serialization=True)
+        (tmp / "BOOTHLINE_TINY_VERSION").write_text(TINY_VERSION + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def ensure_tiny_pipeline(out_dir: str | Path) -> Path:
+    """The saved tiny pipeline directory, built first if missing or from an older builder version."""
+    out_dir = Path(out_dir)
+    marker = out_dir / "BOOTHLINE_TINY_VERSION"
+    if marker.is_file() and marker.read_text().strip() == TINY_VERSION:
+        return out_dir
+    return build_tiny_pipeline(out_dir)

@@ -1,0 +1,80 @@
+"""Shared fixtures: every test runs offline, in its own working directory, on the tiny model."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # a test that reaches for the hub fails instead of downloading
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory) -> Path:
+    """The tiny base pipeline, built once per test session."""
+    from boothline.tiny import build_tiny_pipeline
+
+    return build_tiny_pipeline(tmp_path_factory.mktemp("base") / "tiny")
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch, tiny_dir) -> Path:
+    """A fresh project directory (params.yaml, demo subject, prebuilt tiny model) as the cwd."""
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    shutil.copytree(REPO / "data/subjects/demo", tmp_path / "data/subjects/demo")
+    shutil.copytree(tiny_dir, tmp_path / "data/base/tiny")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def deep_update(base: dict, overrides: dict) -> dict:
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+@pytest.fixture
+def write_params(workdir):
+    """write_params({"train": {"max_train_steps": 3}}) -> path of params.yaml with those overrides."""
+
+    def write(overrides: dict | None = None, name: str = "params.yaml") -> Path:
+        data = yaml.safe_load((REPO / "params.yaml").read_text())
+        deep_update(data, overrides or {})
+        path = workdir / name
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def params(write_params):
+    """load(overrides) -> typed Params, with params.yaml written to the workdir."""
+    from boothline.params import load_params
+
+    return lambda overrides=None: load_params(write_params(overrides))
+
+
+def run_module(module: str, *args: str, cwd: Path, check: bool = False, env: dict | None = None,
+               timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `python -m module args` in `cwd` as a user would, capturing output."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{module} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc

@@ -132,6 +132,7 @@ def load_pipeline(source: str, *, model: Model | None = None, device: torch.devi
     """Load a StableDiffusionPipeline from any supported source, on `device` in `dtype`."""
     from diffusers import DiffusionPipeline, StableDiffusionPipeline
 
+    quiet_loading()
     device = device or torch.device("cpu")
     dtype = dtype or torch.float32
     revision = model.revision if model and model.base == source else None
@@ -176,6 +177,18 @@ def load_pipeline(source: str, *, model: Model | None = None, device: torch.devi
         pipe.scheduler = make_scheduler(scheduler, pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
+
+
+def quiet_loading() -> None:
+    """No per-component progress bars or deprecation chatter while loading; stage logs stay readable."""
+    import warnings
+
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message=".*torch_dtype.*is deprecated", category=FutureWarning)
 
 
 def make_scheduler(name: str, config):

@@ -30,7 +30,7 @@ repo: install
 	@git rev-parse -q --verify HEAD >/dev/null || { git add -A && git $(GIT_ID) commit -qm "boothline: initial commit"; }
 
 run: repo
-	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} $(VENV)/bin/dvc repro
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} dvc repro
 
 test: install
 	$(PY) -m pytest

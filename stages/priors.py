@@ -1,0 +1,104 @@
+"""Stage 2, priors: class-prior images for prior preservation ("a photo of a toy"), cached and resumable.
+
+Image i is rendered from seed `priors.seed + i`, and its file name carries a hash of everything that
+shapes it (model, prompts, seed, steps, guidance, scheduler, size). So a rerun reuses every image that is
+already there, a killed run (each PNG is written atomically) renders only what is missing, and changing
+the model or prompt renders anew. Files the current params no longer produce are deleted.
+A user may supply class images instead (`priors.class_dir`); they are checked like the subject photos and
+topped up with generated ones when there are too few.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import sys
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from boothline.entry import StageError, run_stage
+from boothline.files import atomic_write_bytes, remove_stale_temps, sha256_file
+from boothline.images import save_png
+from boothline.model import base_model_id, load_pipeline, pick_device, pick_dtype, prepare_for_inference
+from boothline.params import Params
+from boothline.photos import check_folder
+from boothline.sampling import Request, render
+
+OUT_DIR = Path("data/priors")
+MANIFEST = OUT_DIR / "manifest.parquet"
+PRIORS_COLUMNS = ["file", "sha256", "seed", "prompt", "negative_prompt", "model_id", "scheduler", "steps", "guidance",
+                  "width", "height", "source"]
+log = logging.getLogger(__name__)
+
+
+def planned_requests(params: Params, count: int) -> list[Request]:
+    p, size = params.priors, params.train.resolution
+    return [Request(params.class_prompt, p.seed + i, p.negative_prompt, p.steps, p.guidance, size, size)
+            for i in range(count)]
+
+
+def file_name(params: Params, index: int, req: Request) -> str:
+    key = json.dumps([base_model_id(params.model), params.model.scheduler, req.prompt, req.negative_prompt, req.seed,
+                      req.steps, req.guidance, req.width, req.height])
+    return f"prior-{index:05d}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.png"
+
+
+def user_class_images(params: Params) -> pd.DataFrame:
+    class_dir = params.priors.class_dir
+    if class_dir is None:
+        return pd.DataFrame(columns=["path", "sha256"])
+    check = check_folder(class_dir, min_side=params.train.resolution, allow_upscale=params.subject.allow_upscale,
+                         min_images=1, max_images=100_000)
+    if check.rejected:
+        raise StageError("\n".join(f"{file}: {reason}" for file, reason in check.rejected.items()))
+    return check.manifest.head(params.priors.num_images)
+
+
+def run(params: Params) -> dict:
+    user = user_class_images(params)  # checked before any model is loaded
+    n_generated = max(0, params.priors.num_images - len(user))
+    requests = planned_requests(params, n_generated)
+    names = [file_name(params, i, r) for i, r in enumerate(requests)]
+
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(OUT_DIR)
+    wanted = set(names) | {MANIFEST.name}
+    for stale in OUT_DIR.iterdir():
+        if stale.is_file() and stale.name not in wanted:
+            stale.unlink()
+    missing = [(name, req) for name, req in zip(names, requests) if not (OUT_DIR / name).is_file()]
+    log.info("%d class images: %d supplied, %d cached, %d to render", params.priors.num_images, len(user),
+             n_generated - len(missing), len(missing))
+
+    if missing:
+        device = pick_device(params.model.device)
+        pipe = load_pipeline(params.model.base, model=params.model, device=device,
+                             dtype=pick_dtype(params.model.dtype, device), scheduler=params.model.scheduler)
+        prepare_for_inference(pipe, params.model, device)
+        images = render(pipe, [req for _, req in missing], params.priors.batch_size)
+        for (name, _), (_, image) in tqdm(zip(missing, images), total=len(missing), desc="priors", unit="img"):
+            save_png(OUT_DIR / name, image)
+
+    rows = [{"file": str(OUT_DIR / name), "sha256": sha256_file(OUT_DIR / name), "seed": r.seed, "prompt": r.prompt,
+             "negative_prompt": r.negative_prompt, "model_id": base_model_id(params.model),
+             "scheduler": params.model.scheduler, "steps": r.steps, "guidance": r.guidance, "width": r.width,
+             "height": r.height, "source": "generated"} for name, r in zip(names, requests)]
+    rows += [{"file": row.path, "sha256": row.sha256, "seed": -1, "prompt": params.class_prompt, "negative_prompt": "",
+              "model_id": "", "scheduler": "", "steps": 0, "guidance": 0.0, "width": row.width, "height": row.height,
+              "source": "user"} for row in user.itertuples()]
+    buf = io.BytesIO()
+    pd.DataFrame(rows, columns=PRIORS_COLUMNS).to_parquet(buf, index=False)
+    atomic_write_bytes(MANIFEST, buf.getvalue())
+    return {"images": len(rows), "rendered": len(missing), "reused": n_generated - len(missing), "user": len(user)}
+
+
+def main() -> None:
+    sys.exit(run_stage("priors", run))
+
+
+if __name__ == "__main__":
+    main()

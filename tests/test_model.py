@@ -1,0 +1,82 @@
+"""The tiny base model builds offline, saves in diffusers format and loads like any checkpoint."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from boothline.model import ModelError, base_model_id, load_pipeline, make_scheduler, pick_dtype
+from boothline.params import Model
+from boothline.sampling import Request, render
+from boothline.tiny import build_tokenizer
+
+
+def test_saved_in_diffusers_format_with_safetensors(tiny_dir):
+    index = json.loads((tiny_dir / "model_index.json").read_text())
+    assert index["_class_name"] == "StableDiffusionPipeline"
+    assert (tiny_dir / "unet/diffusion_pytorch_model.safetensors").is_file()
+    assert (tiny_dir / "text_encoder/model.safetensors").is_file()
+    assert not list(tiny_dir.rglob("*.bin"))
+
+
+def test_build_is_identical_every_time(tmp_path, tiny_dir):
+    from boothline.tiny import build_tiny_pipeline
+
+    again = build_tiny_pipeline(tmp_path / "again")
+    for f in ("unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors",
+              "text_encoder/model.safetensors"):
+        assert (again / f).read_bytes() == (tiny_dir / f).read_bytes()
+
+
+def test_tokenizer_never_maps_to_unknown():
+    tok = build_tokenizer()
+    ids = tok("A photo of sks dog, Ünïcode ☃ 42!").input_ids
+    assert tok.unk_token_id not in ids[1:-1]
+    assert len(tok("word " * 200, truncation=True, max_length=77).input_ids) == 77
+
+
+def test_loads_through_from_pretrained_and_generates_deterministically(tiny_dir):
+    pipe = load_pipeline(str(tiny_dir), scheduler="dpm++")
+    req = Request("a photo of sks toy", seed=7, steps=4, width=64, height=64)
+    [(_, a)], [(_, b)] = list(render(pipe, [req])), list(render(pipe, [req]))
+    other = list(render(pipe, [Request("a photo of sks toy", seed=8, steps=4, width=64, height=64)]))[0][1]
+    assert a.size == (64, 64)
+    assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert not np.array_equal(np.asarray(a), np.asarray(other))
+
+
+def test_builtin_source_builds_into_data_base(workdir):
+    pipe = load_pipeline("builtin:tiny")
+    assert type(pipe).__name__ == "StableDiffusionPipeline"
+    assert base_model_id(Model(base="builtin:tiny")).startswith("builtin:tiny@v")
+
+
+def test_sdxl_and_other_pipelines_fail_clearly(tmp_path, tiny_dir):
+    import shutil
+
+    fake = tmp_path / "sdxl"
+    shutil.copytree(tiny_dir, fake)
+    index = json.loads((fake / "model_index.json").read_text())
+    index["_class_name"] = "StableDiffusionXLPipeline"
+    (fake / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(ModelError, match="StableDiffusionXLPipeline.*SDXL and other pipeline classes are not supported"):
+        load_pipeline(str(fake))
+
+
+def test_missing_sources_fail_clearly(tmp_path):
+    with pytest.raises(ModelError, match="no such model directory or checkpoint file"):
+        load_pipeline(str(tmp_path / "missing.safetensors"))
+    with pytest.raises(ModelError, match="not a diffusers pipeline directory"):
+        load_pipeline(str(tmp_path))
+    with pytest.raises(ModelError, match="cannot load from the model hub"):
+        load_pipeline("nobody-here/no-such-model")  # HF_HUB_OFFLINE=1: fails at once
+
+
+def test_schedulers_and_dtypes(tiny_dir):
+    pipe = load_pipeline(str(tiny_dir))
+    for name in ("dpm++", "euler", "euler-a", "ddim", "unipc"):
+        assert make_scheduler(name, pipe.scheduler.config).config.num_train_timesteps == 1000
+    assert pick_dtype("auto", torch.device("cpu")) == torch.float32
+    assert pick_dtype("auto", torch.device("cuda")) == torch.float16
+    assert pick_dtype("bf16", torch.device("cpu")) == torch.bfloat16

@@ -1,0 +1,83 @@
+"""Params are parsed once into typed objects; invalid values name the key, the value and what is allowed."""
+
+import pytest
+import yaml
+
+from boothline.params import ParamsError, load_params, parse_params
+from conftest import REPO
+
+
+def shipped() -> dict:
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def test_shipped_params_are_valid():
+    p = load_params(REPO / "params.yaml")
+    assert p.model.base == "builtin:tiny"
+    assert p.instance_prompt == "a photo of sks toy"
+    assert p.class_prompt == "a photo of a toy"
+    assert p.fill("{subject} on a beach") == "sks toy on a beach"
+
+
+@pytest.mark.parametrize(
+    "section, key, value, expected",
+    [
+        ("train", "max_train_steps", -5, "train.max_train_steps = -5: Input should be greater than or equal to 1"),
+        ("train", "resolution", 500, "train.resolution = 500: must be a multiple of 8"),
+        ("model", "scheduler", "karras-magic", "model.scheduler = 'karras-magic': Input should be 'dpm++'"),
+        ("subject", "class_noun", "  ", "subject.class_noun = '  ': must not be empty"),
+        ("subject", "token", "two words", "subject.token = 'two words': must be one non-empty word"),
+        ("subject", "kind", "plant", "subject.kind = 'plant': Input should be 'object' or 'live'"),
+        ("priors", "guidance", "lots", "priors.guidance = 'lots': Input should be a valid number"),
+        ("train", "mixed_precision", "fp8", "train.mixed_precision = 'fp8'"),
+        ("generate", "styles", ["Oil Painting"], "style names are slugs"),
+        ("train", "learning_rate", 0, "train.learning_rate = 0: Input should be greater than 0"),
+    ],
+)
+def test_invalid_value_names_key_value_and_allowed(section, key, value, expected):
+    data = shipped()
+    data[section][key] = value
+    with pytest.raises(ParamsError) as err:
+        parse_params(data, "params.yaml")
+    assert expected in str(err.value)
+    assert str(err.value).startswith("params.yaml: invalid params")
+
+
+def test_every_problem_is_reported_at_once():
+    data = shipped()
+    data["train"]["resolution"] = 63
+    data["priors"]["num_images"] = -1
+    with pytest.raises(ParamsError) as err:
+        parse_params(data)
+    assert "train.resolution" in str(err.value) and "priors.num_images" in str(err.value)
+
+
+def test_token_missing_from_instance_prompt():
+    data = shipped()
+    data["train"]["instance_prompt"] = "a photo of a toy"
+    with pytest.raises(ParamsError, match="train.instance_prompt = 'a photo of a toy': must contain the subject token"):
+        parse_params(data)
+
+
+def test_unknown_key_and_missing_section():
+    data = shipped()
+    data["train"]["max_steps"] = 10
+    with pytest.raises(ParamsError, match="train.max_steps: unknown key"):
+        parse_params(data)
+    with pytest.raises(ParamsError, match="subject: is required"):
+        parse_params({"model": {"base": "builtin:tiny"}})
+
+
+def test_unreadable_files(tmp_path):
+    with pytest.raises(ParamsError, match="params file not found"):
+        load_params(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [unclosed")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(bad)
+
+
+def test_relative_paths_stay_relative_to_cwd(tmp_path):
+    data = shipped()
+    data["subject"]["instance_dir"] = "photos/rex"
+    assert str(parse_params(data).subject.instance_dir) == "photos/rex"

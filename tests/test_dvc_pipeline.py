@@ -1,0 +1,81 @@
+"""End to end: the real `dvc repro` in a temporary git repository, as `make run` runs it.
+
+One pipeline run is shared by every test here: it is the slowest thing in the suite.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+GIT = ["git", "-c", "user.name=boothline-test", "-c", "user.email=test@boothline.local"]
+
+
+def sh(*cmd, cwd, check=True):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(REPO), "DVC_NO_ANALYTICS": "1"}
+    proc = subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    if check and proc.returncode:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, tiny_dir) -> Path:
+    """A copy of the tracked project in a fresh git + DVC repo, after one full `dvc repro`."""
+    root = tmp_path_factory.mktemp("project")
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True).stdout.split("\0")
+    for rel in filter(None, tracked):
+        if (REPO / rel).is_file():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, root / rel)
+    shutil.copytree(tiny_dir, root / "data/base/tiny")  # saves a rebuild; the build itself is tested elsewhere
+    sh("git", "init", "-q", cwd=root)
+    if not (root / ".dvc").is_dir():
+        sh("dvc", "init", "-q", cwd=root)
+    sh(*GIT, "add", "-A", cwd=root)
+    sh(*GIT, "commit", "-qm", "project", cwd=root)
+    sh("dvc", "repro", cwd=root)
+    return root
+
+
+def test_repro_produces_every_stage_output(project):
+    assert (project / "data/validated/manifest.parquet").is_file()
+    assert len(list((project / "data/priors").glob("prior-*.png"))) == 8
+
+
+def test_second_repro_is_up_to_date(project):
+    out = sh("dvc", "repro", cwd=project).stdout
+    assert "Data and pipelines are up to date" in out
+
+
+def test_unrelated_param_change_reruns_only_its_stages(project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["priors"]["guidance"] = 6.0
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    status = sh("dvc", "status", cwd=project).stdout
+    assert "priors" in status and "validate:" not in status
+    params["priors"]["guidance"] = 7.5
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert "up to date" in sh("dvc", "status", cwd=project).stdout
+
+
+def test_push_wipe_pull_restores_outputs(project, tmp_path):
+    sh("dvc", "remote", "add", "-f", "-d", "local", str(tmp_path / "remote"), cwd=project)
+    sh("dvc", "push", cwd=project)
+    manifest = project / "data/validated/manifest.parquet"
+    before = manifest.read_bytes()
+    priors_before = sorted(p.name for p in (project / "data/priors").iterdir())
+    shutil.rmtree(project / "data/priors")
+    manifest.unlink()
+    shutil.rmtree(project / ".dvc/cache")
+    sh("dvc", "pull", cwd=project)
+    assert manifest.read_bytes() == before
+    assert sorted(p.name for p in (project / "data/priors").iterdir()) == priors_before
+    assert "up to date" in sh("dvc", "status", cwd=project).stdout

@@ -82,12 +82,12 @@ def base_model_id(model: Model) -> str:
     return model.base + (f"@{model.revision}" if model.revision else "")
 
 
-def resolve_source(source: str) -> str:
+def resolve_source(source: str, tiny_dir: Path = TINY_DIR) -> str:
     """`builtin:tiny` becomes its saved directory (built on first use); anything else is returned as is."""
     if source == TINY:
         from boothline.tiny import ensure_tiny_pipeline
 
-        return str(ensure_tiny_pipeline(TINY_DIR))
+        return str(ensure_tiny_pipeline(tiny_dir))
     return source
 
 
@@ -128,8 +128,10 @@ def _load_single_file(path: Path, model: Model | None, dtype: torch.dtype):
 
 
 def load_pipeline(source: str, *, model: Model | None = None, device: torch.device | None = None,
-                  dtype: torch.dtype | None = None, scheduler: str | None = None):
-    """Load a StableDiffusionPipeline from any supported source, on `device` in `dtype`."""
+                  dtype: torch.dtype | None = None, scheduler: str | None = None, tiny_dir: Path = TINY_DIR):
+    """Load a StableDiffusionPipeline from any supported source, on `device` in `dtype`.
+
+    `tiny_dir` is where `builtin:tiny` is built (a LoRA model trained on it loads it as its base)."""
     from diffusers import DiffusionPipeline, StableDiffusionPipeline
 
     quiet_loading()
@@ -137,12 +139,12 @@ def load_pipeline(source: str, *, model: Model | None = None, device: torch.devi
     dtype = dtype or torch.float32
     revision = model.revision if model and model.base == source else None
     variant = model.variant if model and model.base == source else None
-    resolved = resolve_source(source)
+    resolved = resolve_source(source, tiny_dir)
     path = Path(resolved)
 
     card = read_model_card(path) if path.is_dir() else None
     if card and card.get("kind") == "lora":
-        pipe = load_pipeline(card["base"], device=device, dtype=dtype, scheduler=scheduler)
+        pipe = load_pipeline(card["base"], device=device, dtype=dtype, scheduler=scheduler, tiny_dir=tiny_dir)
         pipe.load_lora_weights(str(path), weight_name=card.get("weights", "pytorch_lora_weights.safetensors"))
         pipe.fuse_lora(lora_scale=card.get("scale", 1.0))
         pipe.unload_lora_weights()  # fused: keep the merged weights, drop the adapter layers

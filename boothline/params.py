@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -131,8 +131,11 @@ class Train(Section):
     validate_every: int = Field(0, ge=0)
     validation_prompts: tuple[str, ...] = ()
     validation_steps: int = Field(10, ge=1, le=1000)
+    validation_seeds: int = Field(2, ge=1, le=16)  # images per validation prompt, seeds 0..n-1
+    validation_guidance: float = Field(7.5, ge=0, le=50)
     lora: Lora = Lora()
     export_single_file: bool = False
+    export_dtype: Literal["fp32", "fp16", "bf16"] = "fp16"  # of the single-file export
 
     @field_validator("resolution")
     @classmethod
@@ -140,6 +143,10 @@ class Train(Section):
         if v % 8:
             raise ValueError("must be a multiple of 8 (e.g. 64, 512, 768)")
         return v
+
+
+# Evaluation metrics, as named in data/eval/metrics.json (boothline.metrics says which way is better).
+MetricName = Literal["dino", "clip_i", "clip_t", "pres", "div", "latent_fidelity"]
 
 
 class Eval(Section):
@@ -154,6 +161,9 @@ class Eval(Section):
     dino_model: str | None = None
     checkpoints: tuple[int, ...] = ()
     baseline: bool = True
+    # Seeds for the plain instance and class prompts ("a photo of sks toy" / "a photo of a toy"):
+    # latent fidelity compares the two, PRES scores the class-prompt images.
+    fidelity_seeds: int = Field(4, ge=1, le=256)
 
 
 class Register(Section):
@@ -161,18 +171,43 @@ class Register(Section):
     artifact_location: str = "registry/artifacts"
     experiment: str = "boothline"
     model_name: str | None = None
-    primary_metric: str = "latent_fidelity"
-    thresholds: dict[str, float] = Field(default_factory=dict)
+    primary_metric: MetricName = "latent_fidelity"
+    # Minimum values (maximum for pres, where lower is better) a version needs to become champion.
+    thresholds: dict[MetricName, float] = Field(default_factory=dict)
     use_best_checkpoint: bool = False
+
+    @field_validator("model_name")
+    @classmethod
+    def _registry_name(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v):
+            raise ValueError("must be letters, digits, '.', '_' or '-' (e.g. boothline-rex), or null for "
+                             "boothline-<subject folder>")
+        return v
+
+
+class Sweep(Section):
+    """Settings to render every value of, like an XYZ grid: each image of the job once per combination."""
+    steps: tuple[Annotated[int, Field(ge=1, le=1000)], ...] | None = None
+    guidance: tuple[Annotated[float, Field(ge=0, le=50)], ...] | None = None
+    scheduler: tuple[SchedulerName, ...] | None = None
+
+    @field_validator("steps", "guidance", "scheduler")
+    @classmethod
+    def _not_empty(cls, v):
+        if v is not None and not v:
+            raise ValueError("must list at least one value")
+        return v
 
 
 class Generate(Section):
     prompts: tuple[str, ...] = ("{subject} sitting on a wooden table",)
     styles: tuple[str, ...] | Literal["all"] = "all"
     extra_styles: Path | None = None
-    seeds: int = Field(2, ge=1, le=10_000)
+    # N seeds from `seed` (seed, seed+1, ...), or an explicit list of seeds
+    seeds: int | tuple[int, ...] = 2
+    sweep: Sweep = Sweep()
     seed: int = Field(0, ge=0)
-    batch_size: int = Field(4, ge=1, le=256)
+    batch_size: int = Field(8, ge=1, le=256)
     steps: int = Field(10, ge=1, le=1000)
     guidance: float = Field(7.5, ge=0, le=50)
     scheduler: SchedulerName | None = None
@@ -190,6 +225,15 @@ class Generate(Section):
     def _size_multiple_of_8(cls, v: int | None) -> int | None:
         if v is not None and v % 8:
             raise ValueError("must be a multiple of 8")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: int | tuple[int, ...]) -> int | tuple[int, ...]:
+        if isinstance(v, int) and not 1 <= v <= 10_000:
+            raise ValueError("a number of seeds must be between 1 and 10000")
+        if isinstance(v, tuple) and (not v or min(v) < 0):
+            raise ValueError("a list of seeds must be non-empty, each seed >= 0")
         return v
 
     @field_validator("styles")

@@ -80,3 +80,24 @@ def test_schedulers_and_dtypes(tiny_dir):
     assert pick_dtype("auto", torch.device("cpu")) == torch.float32
     assert pick_dtype("auto", torch.device("cuda")) == torch.float16
     assert pick_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+
+
+def test_single_file_checkpoint_loads_and_matches_the_directory(tmp_path, tiny_dir):
+    from boothline.export import full_model_state, save_single_file
+
+    directory = load_pipeline(str(tiny_dir), scheduler="dpm++")
+    path = save_single_file(tmp_path / "tiny.safetensors", full_model_state(directory, "fp32"), {})
+    model = Model(base=str(path), single_file_config=str(tiny_dir))
+    single = load_pipeline(str(path), model=model, scheduler="dpm++")
+    req = Request("a photo of sks toy", seed=3, steps=3, width=64, height=64)
+    a, b = (np.asarray(list(render(p, [req]))[0][1]) for p in (directory, single))
+    assert np.array_equal(a, b)
+
+
+def test_sdxl_single_file_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "sdxl.safetensors"
+    save_file({"conditioner.embedders.1.model.ln_final.weight": torch.zeros(2)}, str(path))
+    with pytest.raises(ModelError, match="is an SDXL checkpoint"):
+        load_pipeline(str(path))

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from boothline.entry import StageError
+from boothline.model import base_model_id
 from conftest import REPO
 from boothline.params import load_params
 from stages import priors
@@ -32,7 +33,7 @@ def test_render_then_reuse(params):
     manifest = pd.read_parquet(OUT / "manifest.parquet")
     assert manifest.seed.tolist() == [0, 1, 2]
     assert set(manifest.prompt) == {"a photo of a toy"}
-    assert set(manifest.model_id) == {"builtin:tiny@v1"}
+    assert set(manifest.model_id) == {base_model_id(p.model)}
     assert Image.open(manifest.file[0]).size == (64, 64)
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from boothline.sampling import Request, batches, generator_for
+from boothline.sampling import Request, batches, render_batch
 
 
 def image_tensor(image: Image.Image, resolution: int) -> torch.Tensor:
@@ -49,19 +49,8 @@ def generate_latents(pipe, requests: Sequence[Request], batch_size: int = 8) -> 
     """The denoised latents (before VAE decoding) for each request."""
     out = []
     for batch in batches(requests, batch_size):
-        first = batch[0]
-        result = pipe(
-            prompt=[r.prompt for r in batch],
-            negative_prompt=[r.negative_prompt for r in batch],
-            num_inference_steps=first.steps,
-            guidance_scale=first.guidance,
-            width=first.width,
-            height=first.height,
-            generator=[generator_for(r.seed, pipe._execution_device) for r in batch],
-            output_type="latent",
-        )
-        out.append(result.images.float().cpu())
-    return torch.cat(out)
+        out.extend(render_batch(pipe, batch, output_type="latent"))
+    return torch.stack(out).float().cpu()
 
 
 def _centred_unit(latents: torch.Tensor) -> torch.Tensor:

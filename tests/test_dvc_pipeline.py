@@ -3,6 +3,7 @@
 One pipeline run is shared by every test here: it is the slowest thing in the suite.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -48,6 +49,10 @@ def project(tmp_path_factory, tiny_dir) -> Path:
 def test_repro_produces_every_stage_output(project):
     assert (project / "data/validated/manifest.parquet").is_file()
     assert len(list((project / "data/priors").glob("prior-*.png"))) == 8
+    assert (project / "data/model/model_index.json").is_file()
+    assert sorted(p.name for p in (project / "data/checkpoints").glob("step-*")) == ["step-100", "step-50"]
+    summary = json.loads((project / "data/train/summary.json").read_text())
+    assert summary["steps"] == 100 and summary["prior_preservation"] is True
 
 
 def test_second_repro_is_up_to_date(project):
@@ -72,10 +77,14 @@ def test_push_wipe_pull_restores_outputs(project, tmp_path):
     manifest = project / "data/validated/manifest.parquet"
     before = manifest.read_bytes()
     priors_before = sorted(p.name for p in (project / "data/priors").iterdir())
+    unet = project / "data/model/unet/diffusion_pytorch_model.safetensors"
+    unet_before = unet.read_bytes()
     shutil.rmtree(project / "data/priors")
+    shutil.rmtree(project / "data/model")
     manifest.unlink()
     shutil.rmtree(project / ".dvc/cache")
     sh("dvc", "pull", cwd=project)
     assert manifest.read_bytes() == before
     assert sorted(p.name for p in (project / "data/priors").iterdir()) == priors_before
+    assert unet.read_bytes() == unet_before
     assert "up to date" in sh("dvc", "status", cwd=project).stdout

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from boothline.export import full_model_state, save_single_file, text_encoder_to_ldm, text_model_keys
+from boothline.export import (full_model_state, lora_to_kohya, save_single_file, text_encoder_to_ldm,
+                              text_model_keys)
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +55,42 @@ def test_sd2_text_encoder_uses_the_open_clip_layout():
     want.pop("text_model.embeddings.position_ids", None)
     assert set(back) == set(want)
     assert all(torch.equal(back[k], want[k]) for k in want)
+
+
+def test_kohya_lora_loads_back_and_reproduces_the_adapter(tiny_dir, tmp_path):
+    from peft.utils import get_peft_model_state_dict
+
+    from boothline.model import load_pipeline
+    from boothline.params import Lora
+    from boothline.trainable import add_lora_adapters
+
+    lora = Lora(rank=4, alpha=8)
+    adapted = load_pipeline(str(tiny_dir))
+    add_lora_adapters(adapted.unet, adapted.text_encoder, lora, on_text_encoder=True, seed=0)
+    with torch.no_grad():  # LoRA "up" weights start at zero; give them something to carry
+        for module in (adapted.unet, adapted.text_encoder):
+            for name, p in module.named_parameters():
+                if "lora_B" in name:
+                    p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(len(name))) * 0.02)
+    kohya = lora_to_kohya(get_peft_model_state_dict(adapted.unet), get_peft_model_state_dict(adapted.text_encoder),
+                          lora.alpha, "fp32")
+    assert "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_out_0.lora_down.weight" in kohya
+    assert "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight" in kohya
+    assert all(v.item() == 8.0 for k, v in kohya.items() if k.endswith(".alpha"))
+    save_single_file(tmp_path / "lora.safetensors", kohya, {})
+
+    loaded = load_pipeline(str(tiny_dir))
+    loaded.load_lora_weights(str(tmp_path), weight_name="lora.safetensors")
+    ids = adapted.tokenizer(["a photo of sks toy"], padding="max_length", max_length=77, return_tensors="pt").input_ids
+    latents = torch.randn(1, 4, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for pipe in (adapted, loaded):
+            pipe.text_encoder.eval()
+            pipe.unet.eval()
+        text_want, text_got = adapted.text_encoder(ids)[0], loaded.text_encoder(ids)[0]
+        base_text = load_pipeline(str(tiny_dir)).text_encoder(ids)[0]
+        assert not torch.allclose(text_want, base_text, atol=1e-4)  # the adapter does change the output
+        torch.testing.assert_close(text_got, text_want, atol=1e-5, rtol=1e-5)
+        t = torch.tensor([500])
+        torch.testing.assert_close(loaded.unet(latents, t, text_want).sample, adapted.unet(latents, t, text_want).sample,
+                                   atol=1e-5, rtol=1e-5)

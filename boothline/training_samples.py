@@ -1,0 +1,54 @@
+"""Validation grids during training: `train.validation_prompts` rendered with fixed seeds by the model as it
+is at step N, into `data/checkpoints/validation/step-<N>.png` (one row per prompt, one column per seed).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+
+from boothline.images import save_png
+from boothline.model import make_scheduler
+from boothline.params import Params
+from boothline.sampling import Request, render
+
+VALIDATION_DIR = Path("data/checkpoints/validation")
+
+
+def validation_requests(params: Params) -> list[Request]:
+    t, size = params.train, params.train.resolution
+    return [Request(params.fill(prompt), seed, steps=t.validation_steps, guidance=t.validation_guidance,
+                    width=size, height=size)
+            for prompt in t.validation_prompts for seed in range(t.validation_seeds)]
+
+
+def image_grid(images: list[Image.Image], columns: int) -> Image.Image:
+    w, h = images[0].size
+    rows = (len(images) + columns - 1) // columns
+    grid = Image.new("RGB", (columns * w, rows * h), "white")
+    for i, image in enumerate(images):
+        grid.paste(image, ((i % columns) * w, (i // columns) * h))
+    return grid
+
+
+def save_validation_grid(pipe, params: Params, step: int) -> Path:
+    """Render the validation prompts with `pipe`'s current weights (switched to eval mode meanwhile)."""
+    from diffusers import StableDiffusionPipeline
+
+    components = {**pipe.components, "scheduler": make_scheduler(params.model.scheduler, pipe.scheduler.config)}
+    sampler = StableDiffusionPipeline(**components, requires_safety_checker=False)
+    sampler.set_progress_bar_config(disable=True)
+    requests = validation_requests(params)
+    was_training = {name: module.training for name, module in (("unet", pipe.unet), ("te", pipe.text_encoder))}
+    pipe.unet.eval()
+    pipe.text_encoder.eval()
+    try:
+        images = [image for _, image in render(sampler, requests, batch_size=len(requests))]
+    finally:
+        pipe.unet.train(was_training["unet"])
+        pipe.text_encoder.train(was_training["te"])
+    grid = image_grid(images, params.train.validation_seeds)
+    record = {"step": step, "prompts": [r.prompt for r in requests], "seeds": [r.seed for r in requests],
+              "steps": params.train.validation_steps, "guidance": params.train.validation_guidance}
+    return save_png(VALIDATION_DIR / f"step-{step}.png", grid, record=record)

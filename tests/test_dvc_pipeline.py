@@ -53,6 +53,12 @@ def test_repro_produces_every_stage_output(project):
     assert sorted(p.name for p in (project / "data/checkpoints").glob("step-*")) == ["step-100", "step-50"]
     summary = json.loads((project / "data/train/summary.json").read_text())
     assert summary["steps"] == 100 and summary["prior_preservation"] is True
+    metrics = json.loads((project / "data/eval/metrics.json").read_text())
+    assert metrics["latent_fidelity"] > metrics["baseline"]["latent_fidelity"]
+    assert metrics["dino"] is None and metrics["dino_reason"]  # no encoder configured: null, with the reason
+    assert sorted(metrics["steps"]) == ["100", "50"]
+    registered = json.loads((project / "data/registry.json").read_text())
+    assert registered["version"] == 1 and registered["promoted"] is True and "champion" in registered["aliases"]
 
 
 def test_second_repro_is_up_to_date(project):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from PIL import Image
 
 from conftest import REPO
 
@@ -59,6 +60,12 @@ def test_repro_produces_every_stage_output(project):
     assert sorted(metrics["steps"]) == ["100", "50"]
     registered = json.loads((project / "data/registry.json").read_text())
     assert registered["version"] == 1 and registered["promoted"] is True and "champion" in registered["aliases"]
+    generations = project / "data/generations"
+    images = list(generations.glob("sks-toy-sitting-on-a-wooden-table/*.png"))
+    assert len(images) == 28 * 2  # every style in registry/styles.yaml x 2 seeds
+    assert "Negative prompt: " in Image.open(images[0]).info["parameters"]
+    assert (generations / "sks-toy-sitting-on-a-wooden-table-sheet.png").is_file()
+    assert json.loads((generations / "summary.json").read_text())["missing"] == 0
 
 
 def test_second_repro_is_up_to_date(project):

@@ -1,0 +1,63 @@
+"""Reproducing a logged image from its history row, bit for bit.
+
+The row holds the exact prompt, negative prompt, seed, settings, model version, dtype, CPU thread count and
+the batch the image was rendered in. Batch size and the number of CPU threads change the last bits of the
+result, so the image is rendered again with the same thread count, in a batch of the same size at the same
+position (the other places hold copies of it: a row's pixels depend on the batch's shape, not on its
+neighbours), then compared with the logged pixel hash.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from boothline.entry import StageError
+from boothline.history import HISTORY_DIR, query, read_history
+from boothline.image_files import pixel_sha256, write_image
+from boothline.jobs import RECORD_KEYS, parameters_text
+from boothline.model import ModelError
+from boothline.model_uri import display_name, resolve_model
+from boothline.params import Params
+from boothline.renderer import Renderer, cpu_threads
+from boothline.sampling import Request
+
+REGENERATED_DIR = Path("data/regenerated")
+FORMATS = {".png": "png", ".jpg": "jpeg", ".webp": "webp"}
+log = logging.getLogger(__name__)
+
+
+def find_row(image_id: str, history_dir: str | Path = HISTORY_DIR) -> dict:
+    """The latest history row of an image id (or a unique prefix of one)."""
+    rows = query(read_history(history_dir), image_id=image_id.strip().lower()) if image_id.strip() else None
+    if rows is None or rows.empty:
+        raise StageError(f"{image_id}: no image with this id in the history log {history_dir}")
+    ids = rows.image_id.unique()
+    if len(ids) > 1:
+        raise StageError(f"{image_id}: ambiguous, matches {len(ids)} images ({', '.join(ids[:5])}...)")
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in rows.iloc[-1].items()}
+
+
+def regenerate(image_id: str, params: Params, out: str | Path | None = None,
+               history_dir: str | Path = HISTORY_DIR) -> dict:
+    """Render a logged image again; returns where it went and whether its pixels match the log."""
+    row = find_row(image_id, history_dir)
+    model = resolve_model(row["model_uri"], params)
+    if model.version != row["model_version"]:
+        raise ModelError(f"{row['image_id']}: was made with model version {row['model_version']}, but "
+                         f"{row['model_uri']} is now {model.version}; the original model is needed to reproduce it")
+    renderer = Renderer(model, params.model, dtype=row["dtype"])
+    if renderer.device_label != row["device"]:
+        log.warning("rendering on %s, the image was made on %s: pixels may differ slightly", renderer.device_label,
+                    row["device"])
+    request = Request(row["full_prompt"], row["seed"], row["negative_prompt"], row["steps"], row["guidance"],
+                      row["width"], row["height"])
+    with cpu_threads(row["cpu_threads"] if renderer.device.type == "cpu" else 0):
+        picture = renderer.render(row["scheduler"], [request] * row["batch_size"])[row["batch_position"]]
+
+    out = Path(out) if out else REGENERATED_DIR / f"{row['image_id']}{Path(row['file']).suffix}"
+    record = {k: row[k] for k in RECORD_KEYS}
+    write_image(out, picture, FORMATS.get(out.suffix.lower(), "png"),
+                parameters_text(record, display_name(row["model_uri"])), record)
+    return {"image_id": row["image_id"], "file": str(out), "original": row["file"],
+            "identical": pixel_sha256(picture) == row["pixel_sha256"]}

@@ -1,0 +1,55 @@
+"""`regenerate` reproduces a logged image's pixels exactly, from its history row alone."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from boothline.history import read_history
+from boothline.image_files import read_metadata
+from boothline.jobs import run_job
+from boothline.jobspec import build_job
+from boothline.model import ModelError
+from boothline.regenerate import regenerate
+from boothline.renderer import cpu_threads
+
+SMALL = {"styles": ["anime"], "seeds": 5, "steps": 2, "width": 32, "height": 32, "batch_size": 3,
+         "prompts": ["{subject} on the beach"]}
+
+
+def pixels(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def test_regenerate_reproduces_pixels_exactly(params, workdir):
+    p = params({"generate": SMALL})
+    job = build_job(p)
+    with cpu_threads(1):  # as under `accelerate launch`; regenerate must match it whatever this process uses
+        run_job(job)
+    rows = read_history(p.generate.history_dir)
+    assert sorted(rows.batch_size.tolist()) == [2, 2, 3, 3, 3]  # batches of 3 and a last one of 2
+    assert set(rows.cpu_threads) == {1}
+    for row in rows.itertuples():
+        result = regenerate(row.image_id[:10], p)  # a unique prefix is enough
+        assert result["identical"] and result["original"] == row.file
+        assert np.array_equal(pixels(result["file"]), pixels(row.file))
+        assert read_metadata(result["file"]) == read_metadata(row.file)
+
+
+def test_regenerate_refuses_a_changed_model(params, workdir):
+    model = shutil.copytree(workdir / "data/base/tiny", workdir / "mine")
+    card = model / "boothline_model.json"
+    card.write_text(json.dumps({"kind": "full", "fingerprint": "fp-1"}))
+    p = params({"generate": {**SMALL, "seeds": 1, "model": str(model)}})
+    run_job(build_job(p))
+    (image_id,) = read_history(p.generate.history_dir).image_id
+    card.write_text(json.dumps({"kind": "full", "fingerprint": "fp-2"}))
+    with pytest.raises(ModelError, match="was made with model version fp-1, but .*mine is now fp-2"):
+        regenerate(image_id, p)
+
+
+def test_unknown_id(params):
+    with pytest.raises(Exception, match="no image with this id"):
+        regenerate("0123abcd", params())

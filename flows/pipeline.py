@@ -1,0 +1,103 @@
+"""The `dreambooth_pipeline` flow: validate → priors → train → evaluate → register → generate as Prefect tasks.
+
+Each task calls the very `stages.<name>.run` that `python -m stages.<name>` (and so `dvc repro`) runs; no
+stage logic lives here. A task's cache key is what dvc.yaml says the stage reads (flows/stage_cache.py),
+so a rerun after a crash in register reuses validate, priors, train and evaluate instead of retraining,
+and a stage whose outputs were deleted runs again. Bad input fails the flow at once with the stage's
+message (no retries); only failures a retry can fix are retried (flows/retries.py). GPU-heavy tasks carry
+the `gpu` tag (flows/gpu.py).
+
+    python -m flows.pipeline [--params FILE]      # one run, here (deployments: prefect.yaml, flows/serve.py)
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prefect import Task, flow, task
+
+from boothline.params import Params, ParamsError, parse_params
+from flows.gpu import GPU_TAG, ensure_gpu_limit
+from flows.retries import retry_if_transient
+from flows.stage_cache import StageInputs, outputs_present
+
+STAGES = ("validate", "priors", "train", "evaluate", "register", "generate")
+GPU_STAGES = frozenset({"priors", "train", "evaluate", "generate"})
+# Retried only for transient failures; validate reads local files, where a retry cannot help.
+RETRIES = {"validate": 0, "priors": 2, "train": 1, "evaluate": 2, "register": 3, "generate": 2}
+RETRY_DELAYS_SECONDS = [10, 60, 180]
+
+
+def deep_merge(base: dict, overrides: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_run_params(params_file: str | Path = "params.yaml", overrides: dict[str, Any] | None = None) -> Params:
+    """The params file with `overrides` (same shape: {"train": {"max_train_steps": 10}}) merged over it."""
+    path = Path(params_file)
+    if not path.is_file():
+        raise ParamsError(f"{path}: params file not found (flows run in the project directory)")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections (subject, model, priors, ...)")
+    source = f"{path} with overrides {overrides}" if overrides else str(path)
+    return parse_params(deep_merge(data, overrides or {}), source)
+
+
+def run_stage(stage: str, params: Params) -> dict:
+    """`stages.<stage>.run(params)`, looked up at call time (so it is the function `dvc repro` calls)."""
+    return importlib.import_module(f"stages.{stage}").run(params)
+
+
+def stage_task(stage: str) -> Task:
+    def run(params: Params) -> dict:
+        return run_stage(stage, params)
+
+    run.__name__ = run.__qualname__ = stage  # the task's key: one per stage
+    return task(run, name=stage, cache_policy=StageInputs(stage=stage), retries=RETRIES[stage],
+                retry_delay_seconds=RETRY_DELAYS_SECONDS, retry_condition_fn=retry_if_transient,
+                tags={GPU_TAG} if stage in GPU_STAGES else set(), persist_result=True)
+
+
+STAGE_TASKS = {stage: stage_task(stage) for stage in STAGES}
+
+
+@flow(name="dreambooth-pipeline", log_prints=True)
+def dreambooth_pipeline(params_file: str = "params.yaml", overrides: dict[str, Any] | None = None) -> dict[str, dict]:
+    """Run every stage in order in the project directory; returns each stage's summary by name.
+
+    params_file: the params file, relative to the project directory.
+    overrides: params to change for this run only, shaped like the file, e.g. {"train": {"max_train_steps": 400}}.
+    """
+    params = load_run_params(params_file, overrides)  # a bad value fails here, before any task
+    ensure_gpu_limit()
+    summaries = {}
+    for stage, stage_run in STAGE_TASKS.items():
+        # a stored result counts only while the stage's outputs are on disk; else run it and store anew
+        summaries[stage] = stage_run.with_options(refresh_cache=not outputs_present(stage, params))(params)
+    return summaries
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m flows.pipeline", description="Run dreambooth_pipeline once.")
+    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    args = parser.parse_args(argv)
+    dreambooth_pipeline(params_file=args.params)
+
+
+if __name__ == "__main__":
+    main()

@@ -90,7 +90,9 @@ def _features(output) -> torch.Tensor:
 
 
 @dataclass
-class DinoEncoder:
+class ImageEncoder:
+    """A transformers vision model and its processor; `image_features` says which output is the embedding."""
+
     model: torch.nn.Module
     processor: object
     device: torch.device
@@ -100,7 +102,7 @@ class DinoEncoder:
         out = []
         for batch in _batches(list(images), batch_size):
             pixels = self.processor(images=batch, return_tensors="pt")["pixel_values"].to(self.device, self.dtype)
-            out.append(self.model(pixel_values=pixels).last_hidden_state[:, 0].float().cpu())
+            out.append(self.image_features(pixels).float().cpu())
         return torch.cat(out)
 
     @property
@@ -108,19 +110,14 @@ class DinoEncoder:
         return next(self.model.parameters()).dtype
 
 
-@dataclass
-class ClipEncoder:
-    model: torch.nn.Module
-    processor: object
-    device: torch.device
+class DinoEncoder(ImageEncoder):
+    def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=pixels).last_hidden_state[:, 0]  # the CLS token, as the paper uses
 
-    @torch.inference_mode()
-    def embed_images(self, images: Sequence[Image.Image], batch_size: int = 16) -> torch.Tensor:
-        out = []
-        for batch in _batches(list(images), batch_size):
-            pixels = self.processor(images=batch, return_tensors="pt")["pixel_values"].to(self.device, self.dtype)
-            out.append(_features(self.model.get_image_features(pixel_values=pixels)).float().cpu())
-        return torch.cat(out)
+
+class ClipEncoder(ImageEncoder):
+    def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        return _features(self.model.get_image_features(pixel_values=pixels))
 
     @torch.inference_mode()
     def embed_texts(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
@@ -129,10 +126,6 @@ class ClipEncoder:
             tokens = self.processor(text=batch, padding=True, truncation=True, return_tensors="pt").to(self.device)
             out.append(_features(self.model.get_text_features(**tokens)).float().cpu())
         return torch.cat(out)
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
 
 
 def _load(key: str, spec: str | None, processor_class: str, device: torch.device):

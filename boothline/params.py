@@ -6,6 +6,8 @@ An invalid file raises `ParamsError` whose message names the key, the value and 
 
 from __future__ import annotations
 
+import copy
+
 import re
 import warnings
 from pathlib import Path
@@ -313,7 +315,19 @@ def parse_params(data: dict[str, Any], source: str = "params") -> Params:
         raise ParamsError(_format_errors(err, source)) from None
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
+def deep_merge(base: dict, overrides: dict) -> dict:
+    """A copy of `base` with `overrides` (same shape) merged in, section by section."""
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_params(path: str | Path = "params.yaml", overrides: dict[str, Any] | None = None) -> Params:
+    """The params file, with `overrides` shaped like it ({"train": {"max_train_steps": 10}}) merged over it."""
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path}: params file not found")
@@ -323,4 +337,5 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ParamsError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: expected a mapping of sections (subject, model, priors, ...)")
-    return parse_params(data, str(path))
+    source = f"{path} with overrides {overrides}" if overrides else str(path)
+    return parse_params(deep_merge(data, overrides or {}), source)

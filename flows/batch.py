@@ -25,9 +25,8 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from boothline.jobs import finalize_job, prepare_job, render_shard
 from boothline.jobspec import Job, build_job
-from boothline.params import ParamsError
+from boothline.params import ParamsError, load_params
 from flows.gpu import GPU_TAG, ensure_gpu_limit
-from flows.pipeline import load_run_params
 from flows.retries import retry_if_transient
 
 TaskRunnerName = Literal["threads", "dask", "ray"]
@@ -103,7 +102,7 @@ def batch_generate(prompts: list[str] | None = None, styles: list[str] | str | N
     """
     if shards < 1:
         raise ParamsError(f"shards = {shards}: must be at least 1")
-    params = load_run_params(params_file)
+    params = load_params(params_file)
     job = build_job(params, job_file=job_file, overrides=job_overrides(prompts, styles, seeds, model, settings))
     num_shards = min(shards, len(job.batches()))  # a shard smaller than one batch would have nothing to do
     print(f"{job.job_id}: {len(job.images)} images with {job.model.uri} in {num_shards} shard(s) on {task_runner}")

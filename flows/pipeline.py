@@ -13,15 +13,12 @@ the `gpu` tag (flows/gpu.py).
 from __future__ import annotations
 
 import argparse
-import copy
 import importlib
-from pathlib import Path
 from typing import Any
 
-import yaml
 from prefect import Task, flow, task
 
-from boothline.params import Params, ParamsError, parse_params
+from boothline.params import Params, load_params
 from flows.gpu import GPU_TAG, ensure_gpu_limit
 from flows.retries import retry_if_transient
 from flows.stage_cache import StageInputs, outputs_present
@@ -31,31 +28,6 @@ GPU_STAGES = frozenset({"priors", "train", "evaluate", "generate"})
 # Retried only for transient failures; validate reads local files, where a retry cannot help.
 RETRIES = {"validate": 0, "priors": 2, "train": 1, "evaluate": 2, "register": 3, "generate": 2}
 RETRY_DELAYS_SECONDS = [10, 60, 180]
-
-
-def deep_merge(base: dict, overrides: dict) -> dict:
-    merged = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def load_run_params(params_file: str | Path = "params.yaml", overrides: dict[str, Any] | None = None) -> Params:
-    """The params file with `overrides` (same shape: {"train": {"max_train_steps": 10}}) merged over it."""
-    path = Path(params_file)
-    if not path.is_file():
-        raise ParamsError(f"{path}: params file not found (flows run in the project directory)")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ParamsError(f"{path}: not valid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise ParamsError(f"{path}: expected a mapping of sections (subject, model, priors, ...)")
-    source = f"{path} with overrides {overrides}" if overrides else str(path)
-    return parse_params(deep_merge(data, overrides or {}), source)
 
 
 def run_stage(stage: str, params: Params) -> dict:
@@ -83,7 +55,7 @@ def dreambooth_pipeline(params_file: str = "params.yaml", overrides: dict[str, A
     params_file: the params file, relative to the project directory.
     overrides: params to change for this run only, shaped like the file, e.g. {"train": {"max_train_steps": 400}}.
     """
-    params = load_run_params(params_file, overrides)  # a bad value fails here, before any task
+    params = load_params(params_file, overrides)  # a bad value fails here, before any task
     ensure_gpu_limit()
     summaries = {}
     for stage, stage_run in STAGE_TASKS.items():

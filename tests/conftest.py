@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from boothline.params import deep_merge
+
 os.environ["HF_HUB_OFFLINE"] = "1"  # a test that reaches for the hub fails instead of downloading
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -38,22 +40,13 @@ def workdir(tmp_path, monkeypatch, tiny_dir) -> Path:
     return tmp_path
 
 
-def deep_update(base: dict, overrides: dict) -> dict:
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            deep_update(base[key], value)
-        else:
-            base[key] = value
-    return base
-
-
 @pytest.fixture
 def write_params(workdir):
     """write_params({"train": {"max_train_steps": 3}}) -> path of params.yaml with those overrides."""
 
     def write(overrides: dict | None = None, name: str = "params.yaml") -> Path:
         data = yaml.safe_load((REPO / "params.yaml").read_text())
-        deep_update(data, overrides or {})
+        data = deep_merge(data, overrides or {})
         path = workdir / name
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         return path

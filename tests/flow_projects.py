@@ -7,14 +7,15 @@ from pathlib import Path
 
 import yaml
 
-from conftest import REPO, deep_update
+from boothline.params import deep_merge
+from conftest import REPO
 
 
 def make_project(root: Path, tiny_dir: Path, overrides: dict | None = None) -> Path:
     """A project directory at `root`: params.yaml (with overrides), dvc.yaml, the demo subject and the
     prebuilt tiny base model, as a user's checkout has after the first run."""
     root.mkdir(parents=True, exist_ok=True)
-    params = deep_update(yaml.safe_load((REPO / "params.yaml").read_text()), overrides or {})
+    params = deep_merge(yaml.safe_load((REPO / "params.yaml").read_text()), overrides or {})
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
     shutil.copytree(REPO / "data/subjects/demo", root / "data/subjects/demo")

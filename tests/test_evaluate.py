@@ -14,8 +14,8 @@ from PIL import Image
 from boothline.entry import StageError
 from boothline.metrics import METRIC_KEYS
 from boothline.model import base_model_id
-from boothline.params import Model, load_params
-from conftest import REPO, deep_update, run_module
+from boothline.params import Model, deep_merge, load_params
+from conftest import REPO, run_module
 from stages import evaluate, validate
 from test_metrics import build_clip, build_dino
 
@@ -37,7 +37,7 @@ def train_project(root: Path, tiny_dir: Path, overrides: dict) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     shutil.copytree(REPO / "data/subjects/demo", root / "data/subjects/demo")
     shutil.copytree(tiny_dir, root / "data/base/tiny")
-    data = deep_update(yaml.safe_load((REPO / "params.yaml").read_text()), overrides)
+    data = deep_merge(yaml.safe_load((REPO / "params.yaml").read_text()), overrides)
     (root / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     previous = os.getcwd()
     os.chdir(root)

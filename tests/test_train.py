@@ -89,13 +89,14 @@ def fidelity(model: str, params) -> dict[str, float]:
 def test_default_training_learns_the_subject_and_keeps_the_prior(trainable, params):
     from stages import train
 
-    p = params()  # params.yaml as shipped: 100 steps of 4 instance + 4 class images, full UNet
+    p = params()  # params.yaml as shipped: 100 steps of 4 instance + 4 class images, UNet + text encoder
     summary = train.run(p)
     trained, base = fidelity("data/model", p), fidelity("builtin:tiny", p)
     print(f"latent_fidelity trained {trained['latent_fidelity']:.4f} base {base['latent_fidelity']:.4f}; "
           f"{summary['steps_per_s']} steps/s")
-    # Measured 0.021 (instance 0.090 vs class 0.069; the real images' own mean pairwise similarity is 0.16).
-    assert trained["latent_fidelity"] > 0.01
+    # Measured 0.22-0.24 over train seeds 0 and 1 (instance 0.26 vs class 0.02-0.03; the real images' own
+    # mean pairwise similarity is 0.16). With a frozen text encoder it is only 0.008-0.026.
+    assert trained["latent_fidelity"] > 0.1
     assert abs(base["latent_fidelity"]) < 0.003
     metrics = pd.read_csv("data/train/metrics.csv")
     first, last = metrics.head(10), metrics.tail(10)

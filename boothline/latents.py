@@ -24,15 +24,23 @@ from PIL import Image
 from boothline.sampling import Request, batches, render_batch
 
 
-def image_tensor(image: Image.Image, resolution: int) -> torch.Tensor:
-    """Resize the short side to `resolution`, centre-crop, scale to [-1, 1], CHW float32."""
+def image_tensor(image: Image.Image, resolution: int, crop: tuple[float, float] | None = None,
+                 flip: bool = False) -> torch.Tensor:
+    """Resize the short side to `resolution`, crop a square (centred, or at fractions `crop` of the free
+    room: training's random crops), optionally mirror; CHW float32 in [-1, 1]."""
     w, h = image.size
     scale = resolution / min(w, h)
     image = image.resize((max(resolution, round(w * scale)), max(resolution, round(h * scale))), Image.BICUBIC)
-    left, top = (image.width - resolution) // 2, (image.height - resolution) // 2
+    room_x, room_y = image.width - resolution, image.height - resolution
+    if crop is None:
+        left, top = room_x // 2, room_y // 2
+    else:
+        left, top = int(crop[0] * (room_x + 1)), int(crop[1] * (room_y + 1))
     image = image.crop((left, top, left + resolution, top + resolution))
+    if flip:
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     array = np.asarray(image.convert("RGB"), dtype=np.float32) / 127.5 - 1.0
-    return torch.from_numpy(array).permute(2, 0, 1)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1)
 
 
 @torch.inference_mode()

@@ -16,33 +16,14 @@ import logging
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
 import torch
 from PIL import Image
 
 from boothline.dreambooth import draw_noise, draw_timesteps, step_generator
+from boothline.latents import image_tensor
 
 log = logging.getLogger(__name__)
 ENCODE_BATCH = 8
-
-
-def training_pixels(image: Image.Image, resolution: int, crop: tuple[float, float] | None = None,
-                    flip: bool = False) -> torch.Tensor:
-    """Resize the short side to `resolution`, crop a square (centred, or at fractions `crop` of the free
-    room), optionally mirror; CHW float32 in [-1, 1]."""
-    w, h = image.size
-    scale = resolution / min(w, h)
-    image = image.resize((max(resolution, round(w * scale)), max(resolution, round(h * scale))), Image.BICUBIC)
-    room_x, room_y = image.width - resolution, image.height - resolution
-    if crop is None:
-        left, top = room_x // 2, room_y // 2
-    else:
-        left, top = int(crop[0] * (room_x + 1)), int(crop[1] * (room_y + 1))
-    image = image.crop((left, top, left + resolution, top + resolution))
-    if flip:
-        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    array = np.asarray(image.convert("RGB"), dtype=np.float32) / 127.5 - 1.0
-    return torch.from_numpy(array.copy()).permute(2, 0, 1)
 
 
 class EpochOrder:
@@ -88,7 +69,7 @@ class LatentSource:
         out = []
         for start in range(0, len(views), ENCODE_BATCH):
             chunk = views[start:start + ENCODE_BATCH]
-            pixels = torch.stack([training_pixels(im, self.augment.resolution, crop, flip) for im, crop, flip in chunk])
+            pixels = torch.stack([image_tensor(im, self.augment.resolution, crop, flip) for im, crop, flip in chunk])
             mean = self.vae.encode(pixels.to(self.vae.device, self.vae.dtype)).latent_dist.mean
             out.append(mean.float().cpu() * self.vae.config.scaling_factor)
         return torch.cat(out)

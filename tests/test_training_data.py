@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from boothline.images import load_rgb
-from boothline.latents import image_tensor
-from boothline.training_data import Augment, DreamBoothBatches, EpochOrder, LatentSource, tokenize, training_pixels
+from boothline.training_data import Augment, DreamBoothBatches, EpochOrder, LatentSource, tokenize
 
 DEMO = Path(__file__).resolve().parents[1] / "data/subjects/demo"
 
@@ -33,11 +32,6 @@ def test_each_epoch_is_a_seeded_permutation():
     assert epochs[0] != epochs[1] or epochs[1] != epochs[2]
     again = EpochOrder(5, seed=3, stream="instance-order")
     assert [again[k] for k in range(12, 2, -1)] == [order[k] for k in range(12, 2, -1)]
-
-
-def test_center_crop_matches_the_evaluation_preprocessing(demo_images):
-    for image in demo_images[:2]:
-        assert torch.equal(training_pixels(image, 48), image_tensor(image, 48))
 
 
 def test_batches_are_a_function_of_step_and_rank(tiny, demo_images):

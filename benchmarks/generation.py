@@ -1,21 +1,35 @@
-"""Batch-generation throughput of the real generate stage, end to end to PNG files: one JSON line per batch size.
+"""Batch-generation throughput of the real generate stage, end to end to PNG files: one JSON line per batch
+size and path.
 
     python benchmarks/generation.py [--model tiny|sd15] [--batch-sizes 1,8] [--images N] [--steps N]
+                                    [--paths eager,compiled] [--compile-mode MODE] [--dtype fp16|bf16|fp32]
 
-Each batch size renders `--images` images (one prompt, one style, seeds 0..N-1) after a warm-up job of one
-batch in the same process; images/s is what the stage reports: pipeline images per rendering second,
-model loading excluded, PNG encoding and writing included.
+Paths: `eager` is the stock pipeline (half precision on a GPU, SDPA); `compiled` sets `model.compile`
+(channels_last, fused QKV, compiled UNet and VAE decoder). Each runs a warm-up job of one batch first (for
+`compiled`, that is the compile: reported as `warmup_s`), then `--images` images (one prompt, one style, seeds
+0..N-1). images/s is what the stage reports: pipeline images per second of rendering, PNG encoding and
+writing; model loading excluded. Where both paths ran, `max_pixel_diff` / `mean_pixel_diff` compare the
+compiled path's images with the eager ones of the same seeds (8-bit pixel values).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.project import base_model, emit, environment, project  # noqa: E402
+
+
+def pixels(summary: dict):
+    import numpy as np
+    from PIL import Image
+
+    # in job order (seeds 0..N-1), whatever the image ids
+    return [np.asarray(Image.open(file).convert("RGB")).astype(np.int16) for file in summary["files"].values()]
 
 
 def main() -> None:
@@ -25,24 +39,49 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--scheduler", default="dpm++")
+    parser.add_argument("--paths", default="eager,compiled")
+    parser.add_argument("--compile-mode", default="default")
+    parser.add_argument("--dtype", default="auto", help="auto (fp16 on GPU, fp32 on CPU) | fp16 | bf16 | fp32")
     args = parser.parse_args()
+
+    import numpy as np
+    import torch
 
     from stages import generate
 
     base, resolution = base_model(args.model)
     for batch_size in map(int, args.batch_sizes.split(",")):
-        settings = {"prompts": ["{subject} on the beach"], "styles": ["photographic"], "batch_size": batch_size,
-                    "steps": args.steps, "scheduler": args.scheduler, "model": base, "width": resolution,
-                    "height": resolution}
-        warmup = {**settings, "seeds": list(range(10**6, 10**6 + batch_size))}  # one batch, other seeds
-        with project({"model": {"base": base}, "generate": warmup}) as params:
-            generate.run(params)  # kernels, allocator, cudnn autotuning: warm for the measured job
-        with project({"model": {"base": base}, "generate": {**settings, "seeds": args.images}}) as params:
-            summary = generate.run(params)
-            emit({"benchmark": "generation", "model": args.model, "resolution": resolution, "batch": batch_size,
-                  "steps": args.steps, "scheduler": args.scheduler, "images": summary["rendered"],
-                  "images_per_s": summary["images_per_second"], "render_seconds": summary["render_seconds"],
-                  **environment()})
+        eager_pixels = None
+        for path in args.paths.split(","):
+            if path not in ("eager", "compiled"):
+                raise SystemExit(f"--paths: unknown path {path!r} (eager, compiled)")
+            model = {"base": base, "dtype": args.dtype, "compile": path == "compiled",
+                     "compile_mode": args.compile_mode}
+            settings = {"prompts": ["{subject} on the beach"], "styles": ["photographic"], "batch_size": batch_size,
+                        "steps": args.steps, "scheduler": args.scheduler, "model": base, "width": resolution,
+                        "height": resolution}
+            torch._dynamo.reset()
+            started = time.perf_counter()
+            # One batch of other seeds: kernels, allocator, cuDNN autotuning and (compiled) the compile itself.
+            with project({"model": model, "generate": {**settings,
+                                                       "seeds": list(range(10**6, 10**6 + batch_size))}}) as params:
+                generate.run(params)
+            warmup = time.perf_counter() - started
+            with project({"model": model, "generate": {**settings, "seeds": args.images}}) as params:
+                summary = generate.run(params)
+                images = pixels(summary)
+            record = {"benchmark": "generation", "model": args.model, "path": path, "resolution": resolution,
+                      "batch": batch_size, "steps": args.steps, "scheduler": args.scheduler, "dtype": args.dtype,
+                      "compile_mode": args.compile_mode if path == "compiled" else None,
+                      "images": summary["rendered"], "images_per_s": summary["images_per_second"],
+                      "render_seconds": summary["render_seconds"], "warmup_s": round(warmup, 1)}
+            if path == "eager":
+                eager_pixels = images
+            elif eager_pixels is not None:
+                diffs = [np.abs(a - b) for a, b in zip(images, eager_pixels)]
+                record["max_pixel_diff"] = int(max(d.max() for d in diffs))
+                record["mean_pixel_diff"] = round(float(np.mean([d.mean() for d in diffs])), 4)
+            emit({**record, **environment()})
 
 
 if __name__ == "__main__":

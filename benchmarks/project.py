@@ -88,5 +88,19 @@ def environment() -> dict:
             "threads": torch.get_num_threads(), "python": platform.python_version()}
 
 
+# Dense bf16 matrix throughput the anchors' utilisation figures use (../shared/DESIGN.md): about 790 TFLOP/s
+# on one H100 or H200. Unknown devices (and CPUs) get no utilisation figure.
+PEAK_BF16_TFLOPS = {"H100": 790.0, "H200": 790.0}
+
+
+def peak_tflops() -> float | None:
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name()
+    return next((peak for key, peak in PEAK_BF16_TFLOPS.items() if key in name), None)
+
+
 def emit(record: dict) -> None:
     print(json.dumps(record), flush=True)

@@ -1,10 +1,13 @@
-"""Training throughput of the real train stage: one JSON line per configuration.
+"""Training throughput of the real train stage: one JSON line per configuration and path.
 
-    python benchmarks/training.py [--model tiny|sd15] [--steps N] [--configs unet,unet+te,lora]
+    python benchmarks/training.py [--model tiny|sd15] [--steps N] [--configs unet,unet+te,lora] [--paths eager,fast]
 
 Each configuration runs validate, priors (one class image per instance image: priors only feed the
-batches here) and `stages.train.run` for `--steps` steps with no checkpoints or validation grids;
-steady steps/s is the median of the stage's own sliding-window rate after the first 20 steps.
+batches here) and `stages.train.run` for `--steps` steps with no checkpoints or validation grids. Paths:
+`eager` is plain autocast mixed precision (what the diffusers example does); `fast` adds bf16 compute copies
+and torch.compile (`--compile-mode`). Steady steps/s is the median of the stage's own windowed rate after
+the first `--warmup` steps (the compile happens there). Model FLOP utilisation is the FLOPs of one training
+step, counted by `torch.utils.flop_counter` on the project's own loss, times steps/s over the chip's peak.
 """
 
 from __future__ import annotations
@@ -16,21 +19,61 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.project import base_model, emit, environment, project  # noqa: E402
+from benchmarks.project import base_model, emit, environment, peak_tflops, project  # noqa: E402
 
 CONFIGS = {
     "unet": {"train_text_encoder": False},
     "unet+te": {"train_text_encoder": True},
     "lora": {"train_text_encoder": False, "lora": {"enabled": True, "rank": 4, "alpha": 4}},
 }
-WARMUP_STEPS = 20
+
+
+def path_settings(path: str, precision: str, compile_mode: str) -> dict:
+    if path == "eager":
+        return {}
+    if path == "fast":
+        copies = precision == "bf16"  # compute copies are bf16; fp32 runs (CPU) only compile
+        return {"compute_copies": copies, "compile": True, "compile_mode": compile_mode}
+    raise SystemExit(f"--paths: unknown path {path!r} (eager, fast)")
+
+
+def step_flops(params) -> float:
+    """FLOPs of one training step (forward + backward of the text encoder when trained, and the UNet) at the
+    configured batch and resolution, counted on the project's own loss with random inputs."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from boothline.dreambooth import Objective, loss_terms
+    from boothline.model import load_pipeline, pick_device
+    from boothline.trainable import TEXT_ENCODER, UNET, set_trainable
+    from boothline.training_data import encode_text, tokenize
+
+    device = pick_device(params.model.device)
+    pipe = load_pipeline(params.model.base, device=device)
+    models = set_trainable(pipe, params.train)
+    rows, side = 2 * params.train.batch_size, params.train.resolution // 8
+    objective = Objective.from_scheduler_config(pipe.scheduler.config, prior_loss_weight=1.0, snr_gamma=None,
+                                                device=device)
+    latents = torch.randn(rows, pipe.unet.config.in_channels, side, side, device=device)
+    timesteps = torch.randint(0, objective.num_train_timesteps, (rows,), device=device)
+    with FlopCounterMode(display=False) as counter:
+        states = encode_text(pipe.text_encoder, tokenize(pipe.tokenizer, ["a photo"] * rows).to(device), False)
+        if TEXT_ENCODER not in models:
+            states = states.detach()
+        loss_terms(models[UNET], latents, states, torch.randn_like(latents), timesteps, rows // 2,
+                   objective).loss.backward()
+    del pipe, models
+    return float(counter.get_total_flops())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--warmup", type=int, default=20, help="steps left out of the steady rate")
     parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--paths", default="eager,fast")
+    parser.add_argument("--compile-mode", default="default")
     parser.add_argument("--batch-size", type=int, default=1, help="instance images per step (+ as many class images)")
     parser.add_argument("--mixed-precision", default=None, help="no | fp16 | bf16 (default: bf16 on GPU, no on CPU)")
     args = parser.parse_args()
@@ -41,28 +84,37 @@ def main() -> None:
 
     base, resolution = base_model(args.model)
     precision = args.mixed_precision or ("bf16" if torch.cuda.is_available() else "no")
+    peak = peak_tflops()
     for name in args.configs.split(","):
-        overrides = {
-            "model": {"base": base},
-            "priors": {"num_images": 5, "steps": 2},
-            "train": {"resolution": resolution, "max_train_steps": args.steps, "batch_size": args.batch_size,
-                      "checkpoint_every": 10**9, "validate_every": 0, "mixed_precision": precision,
-                      **CONFIGS[name]},
-        }
-        with project(overrides) as params:
-            validate.run(params)
-            priors.run(params)
-            if torch.cuda.is_available():
-                torch.cuda.reset_peak_memory_stats()
-            summary = train.run(params)
-            rates = [float(line.split(",")[-1]) for line in
-                     Path("data/train/metrics.csv").read_text().splitlines()[1 + WARMUP_STEPS:]]
-            emit({"benchmark": "training", "model": args.model, "config": name, "resolution": resolution,
-                  "batch": f"{args.batch_size}+{args.batch_size}", "mixed_precision": precision,
-                  "steps": args.steps, "steady_steps_per_s": round(statistics.median(rates), 3) if rates else None,
-                  "mean_steps_per_s": summary["steps_per_s"], "trainable_params": summary["trainable_params"],
-                  "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available()
-                  else None, **environment()})
+        for path in args.paths.split(","):
+            overrides = {
+                "model": {"base": base},
+                "priors": {"num_images": 5, "steps": 2},
+                "train": {"resolution": resolution, "max_train_steps": args.steps, "batch_size": args.batch_size,
+                          "checkpoint_every": 10**9, "validate_every": 0, "mixed_precision": precision,
+                          **CONFIGS[name], **path_settings(path, precision, args.compile_mode)},
+            }
+            with project(overrides) as params:
+                validate.run(params)
+                priors.run(params)
+                flops = step_flops(params)
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                    torch.cuda.reset_peak_memory_stats()
+                summary = train.run(params)
+                rows = Path("data/train/metrics.csv").read_text().splitlines()[1:]
+                rates = [float(line.split(",")[-1]) for line in rows[args.warmup:]]
+                steady = statistics.median(rates) if rates else None
+                emit({"benchmark": "training", "model": args.model, "config": name, "path": path,
+                      "resolution": resolution, "batch": f"{args.batch_size}+{args.batch_size}",
+                      "mixed_precision": precision, "compile_mode": args.compile_mode if path == "fast" else None,
+                      "steps": args.steps, "steady_steps_per_s": round(steady, 3) if steady else None,
+                      "wall_s": summary["wall_time_s"], "trainable_params": summary["trainable_params"],
+                      "step_tflop": round(flops / 1e12, 4),
+                      "mfu": round(flops * steady / (peak * 1e12), 4) if steady and peak else None,
+                      "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)
+                      if torch.cuda.is_available() else None, **environment()})
+            torch._dynamo.reset()  # the next configuration compiles its own modules
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ TEST_KILL_ENV = "BOOTHLINE_TEST_KILL"
 # memory it takes.
 NOT_TRAJECTORY = {"checkpoint_every", "keep_checkpoints", "validate_every", "validation_prompts", "validation_steps",
                   "validation_seeds", "validation_guidance", "export_single_file", "export_dtype",
-                  "gradient_checkpointing"}
+                  "gradient_checkpointing", "log_every"}
 # With these schedules the first N steps do not depend on max_train_steps, so a run can be extended.
 LENGTH_FREE_SCHEDULES = {"constant", "constant_with_warmup"}
 DISK_MARGIN = 1.1

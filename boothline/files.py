@@ -10,6 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+FILE_WRITERS = 4  # threads encoding images while the GPU renders: a 512 px PNG takes tens of ms to encode
+
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()

@@ -6,6 +6,9 @@ Prefect shards:   prepare_job(job); run_job(job, shard_index=i, num_shards=n) fo
 accelerate:       run_launched(job) in every process (`accelerate launch --num_processes N ...`): process 0
                   prepares, every process renders its shard, process 0 finalizes after all are done.
 
+Files are encoded and written by a few threads while the next batch renders (PIL and zlib release the GIL);
+a batch's history rows are appended once all its files exist.
+
 Resume: each image file is written atomically and logged (history) only after it exists, so a kill
 leaves no row without its image and no half-written file. A rerun skips images on disk, logs those on disk
 but not yet logged (from the record inside the file), and renders only batches with a missing image.
@@ -21,12 +24,14 @@ import logging
 import shutil
 import time
 import zipfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from boothline.files import atomic_write_bytes, atomic_write_text, sha256_file
+from boothline import compiling
+from boothline.files import FILE_WRITERS, atomic_write_bytes, atomic_write_text, sha256_file
 from boothline.history import COLUMNS, append_rows, read_history
 from boothline.image_files import pixel_sha256, read_record, write_image
 from boothline.images import a1111_parameters, save_png
@@ -117,7 +122,7 @@ def render_shard(job: Job, shard_index: int = 0, num_shards: int = 1, device: to
     done = _recover_unlogged(job, images, logged)
     todo = [batch for batch in batches if any(img.image_id not in done for img in batch)]
     result = {"shard": shard_index, "shards": num_shards, "images": len(images), "rendered": 0,
-              "reused": len(done), "pipeline_images": 0, "render_seconds": 0.0}
+              "reused": len(done), "pipeline_images": 0, "pipeline_seconds": 0.0, "render_seconds": 0.0}
     if not todo:
         return result
 
@@ -128,25 +133,38 @@ def render_shard(job: Job, shard_index: int = 0, num_shards: int = 1, device: to
             log.warning("prompt longer than the tokenizer's window; truncated: %r (of %r)", cut, text)
     progress = tqdm(total=sum(len(b) for b in todo), unit="img", desc=f"generate {shard_index + 1}/{num_shards}",
                     disable=None)
-    for batch in todo:
-        start = time.perf_counter()
-        pictures = renderer.render(batch[0].scheduler, [img.request() for img in batch])
-        seconds = time.perf_counter() - start
-        rows = []
-        for img, picture in zip(batch, pictures):
-            if img.image_id in done:
-                continue  # finished by an earlier run; its batch mates needed the same batch to stay exact
-            record = image_record(img, job, renderer, batch, pixel_sha256(picture), overflow[img.full_prompt])
-            write_image(img.file, picture, job.image_format, parameters_text(record, job.model.name), record)
-            if (img.image_id, img.file) not in logged:
-                rows.append(history_row(record, img.file, seconds / len(batch)))
-            result["rendered"] += 1
+
+    def save(img: ImagePlan, picture, batch: tuple[ImagePlan, ...], seconds: float) -> dict | None:
+        """Write one image; its history row, or None if the history has it already."""
+        record = image_record(img, job, renderer, batch, pixel_sha256(picture), overflow[img.full_prompt])
+        write_image(img.file, picture, job.image_format, parameters_text(record, job.model.name), record)
+        return None if (img.image_id, img.file) in logged else history_row(record, img.file, seconds / len(batch))
+
+    def log_written(writes: list[Future]) -> None:
+        rows = [row for row in (w.result() for w in writes) if row is not None]
         if job.history_dir is not None:
             append_rows(rows, job.history_dir)
-        result["pipeline_images"] += len(batch)
-        result["render_seconds"] += seconds
-        progress.update(len(batch))
+        result["rendered"] += len(writes)
+        progress.update(len(writes))
+
+    started = time.perf_counter()
+    writing: list[Future] = []
+    with ThreadPoolExecutor(FILE_WRITERS, thread_name_prefix="image-writer") as writers:
+        for batch in todo:
+            start = time.perf_counter()
+            pictures = renderer.render(batch[0].scheduler, [img.request() for img in batch])
+            seconds = time.perf_counter() - start
+            log_written(writing)  # the previous batch's files were written while this one rendered
+            # images finished by an earlier run are skipped; their batch mates needed the same batch to stay exact
+            writing = [writers.submit(save, img, picture, batch, seconds)
+                       for img, picture in zip(batch, pictures) if img.image_id not in done]
+            result["pipeline_images"] += len(batch)
+            result["pipeline_seconds"] += seconds
+        log_written(writing)
+    result["render_seconds"] = time.perf_counter() - started
     progress.close()
+    if job.model_settings.compile:
+        compiling.save_cache("inference")
     return result
 
 
@@ -179,8 +197,8 @@ def finalize_job(job: Job, shard_results: list[dict] | tuple[dict, ...] = ()) ->
 
 
 def _timing(shard_results) -> dict:
-    """Counts and speed over all shards; images/s is pipeline images per rendering second (shards in parallel
-    add up)."""
+    """Counts and speed over all shards; images/s is pipeline images per second of rendering, encoding and
+    writing files (shards in parallel add up)."""
     rendered = sum(r["rendered"] for r in shard_results)
     reused = sum(r["reused"] for r in shard_results)
     rates = [r["pipeline_images"] / r["render_seconds"] for r in shard_results if r["render_seconds"] > 0]

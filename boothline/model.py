@@ -212,5 +212,7 @@ def prepare_for_inference(pipe, model: Model, device: torch.device):
     if model.cpu_offload and on_accelerator:
         pipe.enable_model_cpu_offload(device=device)
     if model.compile:
-        pipe.unet = torch.compile(pipe.unet)
+        from boothline.compiling import compile_pipeline
+
+        compile_pipeline(pipe, model.compile_mode)
     return pipe

@@ -9,10 +9,10 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections import deque
+
+import torch
 
 COLUMNS = ("step", "loss", "instance_loss", "prior_loss", "lr", "steps_per_s")
-RATE_WINDOW = 10  # steps/s is measured over the last few steps: one step alone is too noisy to plot
 
 
 class MetricsLog:
@@ -53,14 +53,32 @@ class MetricsLog:
         }
 
 
-class Throughput:
-    """Steps per second over a sliding window of recent steps."""
+class LossReadback:
+    """Losses stay on the device until read back, every `every` steps and whenever `read` is called: each
+    read waits for the device to finish its queued work, so reading every step would stall it. Every row
+    gets the steps/s of the window it was read in, which is device time, not enqueue time."""
 
-    def __init__(self, window: int = RATE_WINDOW):
-        self.times: deque[float] = deque(maxlen=window + 1)
-        self.times.append(time.perf_counter())
+    def __init__(self, log: MetricsLog, every: int):
+        self.log, self.every = log, every
+        self.pending: list[tuple[int, float, torch.Tensor]] = []
+        self.since = time.perf_counter()
 
-    def step(self) -> float:
-        self.times.append(time.perf_counter())
-        elapsed = self.times[-1] - self.times[0]
-        return (len(self.times) - 1) / elapsed if elapsed > 0 else 0.0
+    def add(self, step: int, lr: float, losses: torch.Tensor) -> None:
+        """`losses`: (loss, instance_loss, prior_loss) of optimizer step `step`, on any device."""
+        self.pending.append((step, lr, losses))
+        if step % self.every == 0:
+            self.read()
+
+    def read(self) -> dict[str, float] | None:
+        """Move the pending steps into the log; the newest row, or None if nothing was pending."""
+        if not self.pending:
+            return None
+        values = torch.stack([losses for _, _, losses in self.pending]).tolist()
+        now = time.perf_counter()
+        rate = len(self.pending) / (now - self.since) if now > self.since else 0.0
+        self.since = now
+        for (step, lr, _), (loss, instance_loss, prior_loss) in zip(self.pending, values):
+            self.log.add(step=step, loss=loss, instance_loss=instance_loss, prior_loss=prior_loss, lr=lr,
+                         steps_per_s=rate)
+        self.pending.clear()
+        return self.log.rows[-1]

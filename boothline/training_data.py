@@ -92,6 +92,19 @@ class Batch:
     timesteps: torch.Tensor
     num_instance: int
 
+    def to(self, device: torch.device) -> "Batch":
+        move = lambda t: to_device(t, device)  # noqa: E731
+        return Batch(move(self.latents), move(self.prompt_index), move(self.noise), move(self.timesteps),
+                     self.num_instance)
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU tensor on `device`. To CUDA through pinned memory without waiting: a copy from pageable memory
+    first waits for all queued GPU work, which would stall the training loop every step."""
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
 
 class DreamBoothBatches:
     """The batch of each micro-step for one process: `batch_size` instance rows (+ as many class rows)."""
@@ -126,7 +139,7 @@ class TextInputs:
         return TextInputs(self.input_ids[index], self.attention_mask[index])
 
     def to(self, device: torch.device) -> "TextInputs":
-        return TextInputs(self.input_ids.to(device), self.attention_mask.to(device))
+        return TextInputs(to_device(self.input_ids, device), to_device(self.attention_mask, device))
 
 
 def tokenize(tokenizer, prompts: Sequence[str]) -> TextInputs:

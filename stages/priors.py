@@ -15,13 +15,15 @@ import io
 import json
 import logging
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
+from boothline import compiling
 from boothline.entry import StageError, run_stage
-from boothline.files import atomic_write_bytes, remove_stale_temps, sha256_file
+from boothline.files import FILE_WRITERS, atomic_write_bytes, remove_stale_temps, sha256_file
 from boothline.images import save_png
 from boothline.model import base_model_id, load_pipeline, pick_device, pick_dtype, prepare_for_inference
 from boothline.params import Params
@@ -80,8 +82,14 @@ def run(params: Params) -> dict:
                              dtype=pick_dtype(params.model.dtype, device), scheduler=params.model.scheduler)
         prepare_for_inference(pipe, params.model, device)
         images = render(pipe, [req for _, req in missing], params.priors.batch_size)
-        for (name, _), (_, image) in tqdm(zip(missing, images), total=len(missing), desc="priors", unit="img"):
-            save_png(OUT_DIR / name, image)
+        with ThreadPoolExecutor(FILE_WRITERS) as writers:  # PNGs encode while the next batch renders
+            writes = [writers.submit(save_png, OUT_DIR / name, image)
+                      for (name, _), (_, image) in tqdm(zip(missing, images), total=len(missing), desc="priors",
+                                                        unit="img")]
+        for write in writes:
+            write.result()
+        if params.model.compile:
+            compiling.save_cache("inference")
 
     rows = [{"file": str(OUT_DIR / name), "sha256": sha256_file(OUT_DIR / name), "seed": r.seed, "prompt": r.prompt,
              "negative_prompt": r.negative_prompt, "model_id": base_model_id(params.model),

@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from boothline import compiling
 from boothline.checkpoints import (CHECKPOINTS, Checkpoint, TrainingState, check_free_disk, fingerprint,
                                    fingerprint_inputs, list_checkpoints, load_training_state, resume_point,
                                    save_checkpoint, test_kill_point)
@@ -33,10 +34,12 @@ from boothline.files import atomic_write_text, remove_stale_temps, sha256_file
 from boothline.images import load_rgb
 from boothline.model import load_pipeline, pick_device
 from boothline.params import Params, Train
-from boothline.train_metrics import MetricsLog, Throughput
+from boothline.master_weights import MasterWeights
+from boothline.train_metrics import LossReadback, MetricsLog
 from boothline.trainable import (TEXT_ENCODER, UNET, check_optimizer_available, count_parameters,
                                  enable_gradient_checkpointing, load_trainable_state, make_lr_scheduler,
-                                 make_optimizer, set_trainable, trainable_named_parameters, trainable_state)
+                                 make_optimizer, parameter_groups, set_trainable, trainable_named_parameters,
+                                 trainable_state)
 from boothline.trained_model import LORA_WEIGHTS, MODEL_DIR, save_trained_model
 from boothline.training_data import (Augment, Batch, DreamBoothBatches, LatentSource, TextInputs, encode_text,
                                      tokenize)
@@ -84,6 +87,9 @@ def check_settings(train: Train, device: torch.device) -> None:
     if train.mixed_precision == "fp16" and device.type not in ("cuda", "mps"):
         raise StageError(f"train.mixed_precision = 'fp16' needs a GPU (this run is on {device.type}); "
                          "use 'bf16' or 'no'")
+    if train.compute_copies and train.use_8bit_adam:
+        raise StageError("train.compute_copies = true keeps fp32 master weights for AdamW; 8-bit Adam "
+                         "(train.use_8bit_adam) does not take them: turn one of the two off")
     if train.validate_every and not train.validation_prompts:
         raise StageError(f"train.validate_every = {train.validate_every} but train.validation_prompts is empty: "
                          "list at least one prompt, or set validate_every: 0")
@@ -98,12 +104,13 @@ class Run:
     accelerator: object
     pipe: object
     models: dict[str, torch.nn.Module]  # trainable modules, unwrapped
-    wrapped: dict[str, torch.nn.Module]  # the same, as accelerate prepared them (DDP under launch)
+    wrapped: dict[str, torch.nn.Module]  # the same, as accelerate prepared (DDP under launch) and compiled them
+    masters: MasterWeights | None  # fp32 master weights when the modules compute on bf16 copies
     optimizer: object
     lr_scheduler: object
     objective: Objective
     batches: DreamBoothBatches
-    prompts: TextInputs  # instance prompt, class prompt
+    prompts: TextInputs  # instance prompt, class prompt; on the training device
     text_embeddings: torch.Tensor | None  # precomputed when the text encoder is frozen
     record: dict  # fingerprint and what the checkpoints need to know about the model
 
@@ -142,6 +149,8 @@ def setup(params: Params, accelerator, instance: ImageSet, prior: ImageSet | Non
     models = set_trainable(pipe, train)
     if train.gradient_checkpointing:
         enable_gradient_checkpointing(models)
+    if train.channels_last if train.channels_last is not None else device.type == "cuda":
+        pipe.unet.to(memory_format=torch.channels_last)  # cuDNN's fast convolutions are NHWC
     weights = sum(p.numel() * p.element_size() for _, p in trainable_named_parameters(models))
     check_free_disk(CHECKPOINTS, weights * (1 + ADAM_MOMENTS), "one checkpoint")
 
@@ -153,22 +162,26 @@ def setup(params: Params, accelerator, instance: ImageSet, prior: ImageSet | Non
     batches = DreamBoothBatches(instance_latents, prior_latents, batch_size=train.batch_size, seed=train.seed,
                                 offset_noise=train.offset_noise, num_train_timesteps=objective.num_train_timesteps,
                                 rank=accelerator.process_index, world_size=accelerator.num_processes)
-    prompts = tokenize(pipe.tokenizer, [params.instance_prompt, params.class_prompt])
+    prompts = tokenize(pipe.tokenizer, [params.instance_prompt, params.class_prompt]).to(device)
     text_embeddings = None
     if TEXT_ENCODER not in models:
         with torch.no_grad():
-            text_embeddings = encode_text(pipe.text_encoder, prompts.to(device), use_attention_mask(pipe)).float()
+            text_embeddings = encode_text(pipe.text_encoder, prompts, use_attention_mask(pipe)).float()
 
-    optimizer = make_optimizer(models, train)
+    masters = MasterWeights(models) if train.compute_copies else None
+    optimizer = make_optimizer(masters.groups() if masters else parameter_groups(models), train)
     lr_scheduler = make_lr_scheduler(optimizer, train)
     prepared = accelerator.prepare(*models.values(), optimizer)
     wrapped = dict(zip(models, prepared[:-1]))
+    if train.compile:
+        compiling.load_cache("train")
+        wrapped = {name: compiling.compile_module(module, train.compile_mode) for name, module in wrapped.items()}
     record = {"fingerprint": fingerprint(inputs), "fingerprint_inputs": inputs, "base_id": inputs["model.base"],
               "kind": "lora" if train.lora.enabled else "full",
               "lora": train.lora.model_dump(mode="json") if train.lora.enabled else None,
               "train_text_encoder": train.train_text_encoder}
-    return Run(params, accelerator, pipe, models, wrapped, prepared[-1], lr_scheduler, objective, batches, prompts,
-               text_embeddings, record)
+    return Run(params, accelerator, pipe, models, wrapped, masters, prepared[-1], lr_scheduler, objective, batches,
+               prompts, text_embeddings, record)
 
 
 def use_attention_mask(pipe) -> bool:
@@ -178,6 +191,8 @@ def use_attention_mask(pipe) -> bool:
 def restore(run_: Run, checkpoint: Checkpoint) -> MetricsLog:
     state = load_training_state(checkpoint, run_.accelerator.device)
     load_trainable_state(run_.models, state.trainable, str(checkpoint.path))
+    if run_.masters:
+        run_.masters.load_state(state.trainable)  # exact fp32, not the bf16 copies just filled
     run_.optimizer.load_state_dict(state.optimizer)
     run_.lr_scheduler.load_state_dict(state.lr_scheduler)
     if state.grad_scaler is not None and run_.accelerator.scaler is not None:
@@ -187,14 +202,14 @@ def restore(run_: Run, checkpoint: Checkpoint) -> MetricsLog:
 
 
 def forward_backward(run_: Run, batch: Batch, accumulation: int) -> LossTerms:
-    device = run_.accelerator.device
+    batch = batch.to(run_.accelerator.device)
     if run_.text_embeddings is not None:
-        states = run_.text_embeddings[batch.prompt_index.to(device)]
+        states = run_.text_embeddings[batch.prompt_index]
     else:
-        text = run_.prompts.rows(batch.prompt_index).to(device)
-        states = encode_text(run_.wrapped[TEXT_ENCODER], text, use_attention_mask(run_.pipe))
-    terms = loss_terms(run_.wrapped[UNET], batch.latents.to(device), states, batch.noise.to(device),
-                       batch.timesteps.to(device), batch.num_instance, run_.objective)
+        states = encode_text(run_.wrapped[TEXT_ENCODER], run_.prompts.rows(batch.prompt_index),
+                             use_attention_mask(run_.pipe))
+    terms = loss_terms(run_.wrapped[UNET], batch.latents, states, batch.noise, batch.timesteps, batch.num_instance,
+                       run_.objective)
     run_.accelerator.backward(terms.loss / accumulation)
     return terms
 
@@ -210,22 +225,32 @@ def optimizer_step(run_: Run, step: int) -> torch.Tensor:
         # Only modules that draw from the global RNG (LoRA dropout) see this seed; data and noise use `batches`.
         torch.manual_seed(step_generator(train.seed, micro_step, accelerator.process_index, "global").initial_seed())
         batch = run_.batches(micro_step)
+        compiling.mark_step_begin()
+        last = micro == accumulation - 1
         with contextlib.ExitStack() as stack:
-            if micro < accumulation - 1:  # gradients are all-reduced once, on the last micro-step
+            if not last:  # gradients are all-reduced once, on the last micro-step
                 for module in run_.wrapped.values():
                     stack.enter_context(accelerator.no_sync(module))
             terms = forward_backward(run_, batch, accumulation)
         totals += torch.stack([terms.loss, terms.instance_loss, terms.prior_loss]).detach() / accumulation
-    accelerator.clip_grad_norm_([p for _, p in trainable_named_parameters(run_.models)], train.max_grad_norm)
+        # Single-process, the masters sum micro-steps in fp32; under DDP the module gradients stay put until
+        # the all-reduce of the last micro-step.
+        if run_.masters and (last or accelerator.num_processes == 1):
+            run_.masters.gradients_to_masters()
+    weights = run_.masters.masters if run_.masters else [p for _, p in trainable_named_parameters(run_.models)]
+    accelerator.clip_grad_norm_(weights, train.max_grad_norm)
     run_.optimizer.step()
     run_.lr_scheduler.step()
     run_.optimizer.zero_grad(set_to_none=True)
+    if run_.masters:
+        run_.masters.masters_to_modules()
     return accelerator.reduce(totals, reduction="mean")
 
 
 def save_state(run_: Run, step: int, metrics: MetricsLog) -> None:
     scaler = run_.accelerator.scaler
-    state = TrainingState(step, trainable_state(run_.models), run_.optimizer.state_dict(),
+    weights = run_.masters.state() if run_.masters else trainable_state(run_.models)
+    state = TrainingState(step, weights, run_.optimizer.state_dict(),
                           run_.lr_scheduler.state_dict(), scaler.state_dict() if scaler is not None else None,
                           metrics.csv())
     save_checkpoint(state, run_.record, run_.params.train.keep_checkpoints)
@@ -247,25 +272,34 @@ def train_model(params: Params, accelerator, instance: ImageSet, prior: ImageSet
 
     progress = tqdm(total=train.max_train_steps, initial=first, desc="train", unit="step", disable=not main,
                     mininterval=1.0)
-    throughput = Throughput()
     loop_started = time.perf_counter()
+    readback = LossReadback(metrics, train.log_every)
     for step in range(first, train.max_train_steps):
         lr = run_.lr_scheduler.get_last_lr()[0]
-        loss, instance_loss, prior_loss = optimizer_step(run_, step).tolist()
         done = step + 1
-        rate = throughput.step()
-        metrics.add(step=done, loss=loss, instance_loss=instance_loss, prior_loss=prior_loss, lr=lr, steps_per_s=rate)
+        readback.add(done, lr, optimizer_step(run_, step))
         progress.update(1)
-        progress.set_postfix(loss=f"{loss:.4f}", steps_per_s=f"{rate:.2f}")
-        if main and done % train.checkpoint_every == 0:
+        checkpoint = done % train.checkpoint_every == 0
+        validation = bool(train.validate_every) and done % train.validate_every == 0
+        if checkpoint or validation:
+            readback.read()  # a checkpoint carries every row so far
+        if metrics.rows and metrics.rows[-1]["step"] == done:  # just read back
+            row = metrics.rows[-1]
+            progress.set_postfix(loss=f"{row['loss']:.4f}", steps_per_s=f"{row['steps_per_s']:.2f}")
+        if main and checkpoint:
             save_state(run_, done, metrics)
-        if main and train.validate_every and done % train.validate_every == 0:
+        if main and validation:
             with accelerator.autocast():
                 save_validation_grid(run_.pipe, params, done)
         test_kill_point("after-step", done)
+    readback.read()
     progress.close()
     loop_seconds = time.perf_counter() - loop_started
     accelerator.wait_for_everyone()
+    if run_.masters:
+        run_.masters.restore_modules()
+    if train.compile and main:
+        compiling.save_cache("train")
 
     summary: dict = {}
     if main:

@@ -71,3 +71,19 @@ def run_module(module: str, *args: str, cwd: Path, check: bool = False, env: dic
     if check and proc.returncode != 0:
         raise AssertionError(f"{module} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+@pytest.fixture
+def compile_for_tests(monkeypatch):
+    """torch.compile's graph capture and autograd without inductor's code generation (minutes on 2 cores);
+    returns a function giving the graph breaks seen, so a test can require none."""
+    import torch
+
+    from boothline import compiling
+
+    monkeypatch.setattr(compiling, "BACKEND", "aot_eager")
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    yield lambda: dict(torch._dynamo.utils.counters["graph_break"])
+    torch._dynamo.reset()
+

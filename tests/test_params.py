@@ -32,6 +32,8 @@ def test_shipped_params_are_valid():
         ("train", "mixed_precision", "fp8", "train.mixed_precision = 'fp8'"),
         ("generate", "styles", ["Oil Painting"], "style names are slugs"),
         ("train", "learning_rate", 0, "train.learning_rate = 0: Input should be greater than 0"),
+        ("train", "compute_copies", True, "train.compute_copies = true needs train.mixed_precision = 'bf16' (got 'no')"),
+        ("model", "compile_mode", "turbo", "model.compile_mode = 'turbo': Input should be 'default'"),
     ],
 )
 def test_invalid_value_names_key_value_and_allowed(section, key, value, expected):

@@ -94,3 +94,17 @@ def test_bad_user_class_image_fails_before_rendering(params, workdir):
     with pytest.raises(StageError, match="classes/x.png: not an image"):
         priors.run(params({"priors": {"num_images": 3, "class_dir": str(class_dir)}}))
     assert not pngs()
+
+
+def test_priors_render_through_the_compiled_fast_path(params, compile_for_tests):
+    import numpy as np
+    import torch
+
+    settings = {"priors": {"num_images": 3, "steps": 2, "batch_size": 3}}
+    priors.run(params(settings))
+    eager = {name: np.asarray(Image.open(OUT / name)).astype(int) for name in pngs()}
+    for name in eager:
+        (OUT / name).unlink()
+    priors.run(params({**settings, "model": {"compile": True}}))
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 2 and compile_for_tests() == {}
+    assert max(np.abs(np.asarray(Image.open(OUT / n)).astype(int) - px).max() for n, px in eager.items()) <= 2

@@ -1,0 +1,75 @@
+"""bf16 compute copies of the trained modules, updated from fp32 master weights (`train.compute_copies`).
+
+Under plain autocast the modules hold fp32 weights and every forward casts each weight to bf16 again, one
+small kernel per weight per step. Here the modules themselves hold the bf16 weights, so nothing is cast in
+the step; the optimizer owns fp32 master copies. After backward the bf16 gradients move to the masters
+(accumulated in fp32 across micro-steps), the optimizer updates the masters, and the new masters are
+copied back into the modules: a few multi-tensor kernels per step instead of thousands of casts.
+With LoRA the frozen base weights compute in bf16 too, as autocast would have them.
+
+The masters are the weights: checkpoints save them and `restore_modules` puts them back into the modules
+in fp32 before the trained model is saved. (Pure bf16 weights without masters would lose most updates at
+DreamBooth learning rates, which are below bf16's resolution of a weight.)
+"""
+
+from __future__ import annotations
+
+import torch
+
+from boothline.trainable import trainable_named_parameters
+
+
+class MasterWeights:
+    def __init__(self, models: dict[str, torch.nn.Module], dtype: torch.dtype = torch.bfloat16):
+        self.models, self.dtype = models, dtype
+        self.named = trainable_named_parameters(models)
+        self.masters = [p.detach().float().clone() for _, p in self.named]
+        for module in models.values():
+            module.to(dtype)
+
+    @property
+    def compute(self) -> list[torch.Tensor]:
+        return [p for _, p in self.named]
+
+    def groups(self) -> dict[str, list[torch.Tensor]]:
+        """The masters by module name, as the optimizer's parameter groups take them."""
+        by_module: dict[str, list[torch.Tensor]] = {name: [] for name in self.models}
+        for (name, _), master in zip(self.named, self.masters):
+            by_module[name.split(".", 1)[0]].append(master)
+        return by_module
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The trained weights, fp32, named as `boothline.trainable.trainable_state` names them."""
+        return {name: master for (name, _), master in zip(self.named, self.masters)}
+
+    @torch.no_grad()
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        for (name, _), master in zip(self.named, self.masters):
+            master.copy_(state[name])
+        self.masters_to_modules()
+
+    @torch.no_grad()
+    def gradients_to_masters(self) -> None:
+        """Move the modules' bf16 gradients onto the masters in fp32, adding to what earlier micro-steps
+        left there, and free them."""
+        pairs = [(p.grad, m) for p, m in zip(self.compute, self.masters) if p.grad is not None]
+        fresh = [(g, m) for g, m in pairs if m.grad is None]
+        summed = [(g, m) for g, m in pairs if m.grad is not None]
+        for _, master in fresh:
+            master.grad = torch.empty_like(master)
+        for group, update in ((fresh, torch._foreach_copy_), (summed, torch._foreach_add_)):
+            if group:
+                update([m.grad for _, m in group], [g for g, _ in group])
+        for p in self.compute:
+            p.grad = None
+
+    @torch.no_grad()
+    def masters_to_modules(self) -> None:
+        torch._foreach_copy_(self.compute, self.masters)
+
+    @torch.no_grad()
+    def restore_modules(self) -> None:
+        """Modules back to fp32 holding the master weights exactly (for saving the trained model)."""
+        for module in self.models.values():
+            module.float()
+        torch._foreach_copy_(self.compute, self.masters)

@@ -189,10 +189,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_process_accelerate_launch_writes_one_set_of_outputs(trainable, write_params):
-    write_params({"train": {**SHORT, "max_train_steps": 3, "checkpoint_every": 2}})
+@pytest.mark.parametrize("options", [
+    {"mixed_precision": "no"},
+    # DDP all-reduces the bf16 gradients of the last micro-step; the masters take them after that
+    {"mixed_precision": "bf16", "compute_copies": True, "gradient_accumulation_steps": 2},
+], ids=["fp32", "compute-copies"])
+def test_two_process_accelerate_launch_writes_one_set_of_outputs(trainable, write_params, options):
+    write_params({"train": {**SHORT, "max_train_steps": 3, "checkpoint_every": 2, **options}})
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--num_machines", "1", "--mixed_precision", options["mixed_precision"], "--dynamo_backend", "no",
                "--main_process_port", str(free_port()), "-m", "stages.train", "--params", "params.yaml"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(command, cwd=trainable, env=env, capture_output=True, text=True, timeout=600)
@@ -312,10 +317,14 @@ def test_fast_path_follows_the_autocast_run_and_resumes_exactly(trainable, param
     assert_bit_identical(final_weights(), fast)
 
 
-def test_lora_trains_on_compute_copies(trainable, params):
+def test_lora_trains_on_compute_copies_and_validates_on_them(trainable, params):
+    from safetensors.torch import load_file
+
     from stages import train
 
     lora = {"enabled": True, "rank": 4, "alpha": 4}
     summary = train.run(params({"train": {**SHORT, "max_train_steps": 2, "checkpoint_every": 2, "lora": lora,
-                                          "mixed_precision": "bf16", "compute_copies": True}}))
+                                          "mixed_precision": "bf16", "compute_copies": True, "validate_every": 2}}))
     assert summary["kind"] == "lora" and summary["final_loss"] > 0
+    assert Path("data/checkpoints/validation/step-2.png").is_file()  # rendered by the bf16 modules
+    assert {t.dtype for t in load_file("data/model/pytorch_lora_weights.safetensors").values()} == {torch.float32}

@@ -8,14 +8,18 @@ batches here) and `stages.train.run` for `--steps` steps with no checkpoints or 
 and torch.compile (`--compile-mode`). Steady steps/s is the median of the stage's own windowed rate after
 the first `--warmup` steps (the compile happens there). Model FLOP utilisation is the FLOPs of one training
 step, counted by `torch.utils.flop_counter` on the project's own loss, times steps/s over the chip's peak.
+`--profile` records `--profile-steps` steps after the warm-up with `torch.profiler` and adds kernels per
+step, device-busy milliseconds per step and the ops that take the most device time.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 from pathlib import Path
+from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -66,6 +70,43 @@ def step_flops(params) -> float:
     return float(counter.get_total_flops())
 
 
+@contextlib.contextmanager
+def profiled_steps(skip: int, steps: int, found: dict) -> Iterator[None]:
+    """Profile optimizer steps skip+1 .. skip+steps of the train stage run inside; fills `found`."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile, schedule
+
+    import stages.train
+
+    cuda = torch.cuda.is_available()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    original = stages.train.optimizer_step
+
+    def step_and_mark(run_, step):
+        losses = original(run_, step)
+        profiler.step()
+        return losses
+
+    with profile(activities=activities, schedule=schedule(wait=max(skip - 1, 0), warmup=1, active=steps)) as profiler:
+        stages.train.optimizer_step = step_and_mark
+        try:
+            yield
+        finally:
+            stages.train.optimizer_step = original
+    events = profiler.key_averages()
+    if cuda:
+        kernels = [e for e in profiler.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+        top = sorted(events, key=lambda e: e.self_device_time_total, reverse=True)[:8]
+        found.update(kernels_per_step=round(len(kernels) / steps), device_busy_ms_per_step=round(
+            sum(k.time_range.elapsed_us() for k in kernels) / 1e3 / steps, 2), top_device_ops=[
+            (e.key[:60], round(e.self_device_time_total / 1e3 / steps, 2)) for e in top])
+    else:
+        ops = sum(e.count for e in events if e.key.startswith("aten::"))
+        top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:8]
+        found.update(aten_ops_per_step=round(ops / steps), top_cpu_ops=[
+            (e.key[:60], round(e.self_cpu_time_total / 1e3 / steps, 2)) for e in top])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="tiny")
@@ -76,6 +117,8 @@ def main() -> None:
     parser.add_argument("--compile-mode", default="default")
     parser.add_argument("--batch-size", type=int, default=1, help="instance images per step (+ as many class images)")
     parser.add_argument("--mixed-precision", default=None, help="no | fp16 | bf16 (default: bf16 on GPU, no on CPU)")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--profile-steps", type=int, default=5)
     args = parser.parse_args()
 
     import torch
@@ -101,7 +144,9 @@ def main() -> None:
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
                     torch.cuda.reset_peak_memory_stats()
-                summary = train.run(params)
+                profile: dict = {}
+                with profiled_steps(args.warmup, args.profile_steps, profile) if args.profile else contextlib.nullcontext():
+                    summary = train.run(params)
                 rows = Path("data/train/metrics.csv").read_text().splitlines()[1:]
                 rates = [float(line.split(",")[-1]) for line in rows[args.warmup:]]
                 steady = statistics.median(rates) if rates else None
@@ -113,7 +158,7 @@ def main() -> None:
                       "step_tflop": round(flops / 1e12, 4),
                       "mfu": round(flops * steady / (peak * 1e12), 4) if steady and peak else None,
                       "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)
-                      if torch.cuda.is_available() else None, **environment()})
+                      if torch.cuda.is_available() else None, **profile, **environment()})
             torch._dynamo.reset()  # the next configuration compiles its own modules
 
 

@@ -9,7 +9,9 @@ Paths: `eager` is the stock pipeline (half precision on a GPU, SDPA); `compiled`
 `compiled`, that is the compile: reported as `warmup_s`), then `--images` images (one prompt, one style, seeds
 0..N-1). images/s is what the stage reports: pipeline images per second of rendering, PNG encoding and
 writing; model loading excluded. Where both paths ran, `max_pixel_diff` / `mean_pixel_diff` compare the
-compiled path's images with the eager ones of the same seeds (8-bit pixel values).
+compiled path's images with the eager ones of the same seeds (8-bit pixel values). `image_tflop` is one
+image (text encoder, every UNet step with classifier-free guidance, VAE decoder) counted by
+`torch.utils.flop_counter`; `mfu` is that times images/s over the chip's peak.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.project import base_model, emit, environment, project  # noqa: E402
+from benchmarks.project import base_model, emit, environment, peak_tflops, project  # noqa: E402
 
 
 def pixels(summary: dict):
@@ -30,6 +32,23 @@ def pixels(summary: dict):
 
     # in job order (seeds 0..N-1), whatever the image ids
     return [np.asarray(Image.open(file).convert("RGB")).astype(np.int16) for file in summary["files"].values()]
+
+
+def image_flops(base: str, resolution: int, steps: int, scheduler: str) -> float:
+    """FLOPs of rendering one image through the project's own `render_batch`."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from boothline.model import load_pipeline, pick_device
+    from boothline.sampling import Request, render_batch
+
+    device = pick_device()
+    pipe = load_pipeline(base, device=device, dtype=torch.float16 if device.type == "cuda" else torch.float32,
+                         scheduler=scheduler)
+    with FlopCounterMode(display=False) as counter:
+        render_batch(pipe, [Request("a photo", 0, steps=steps, width=resolution, height=resolution)])
+    del pipe
+    return float(counter.get_total_flops())
 
 
 def main() -> None:
@@ -50,6 +69,7 @@ def main() -> None:
     from stages import generate
 
     base, resolution = base_model(args.model)
+    flops, peak = image_flops(base, resolution, args.steps, args.scheduler), peak_tflops()
     for batch_size in map(int, args.batch_sizes.split(",")):
         eager_pixels = None
         for path in args.paths.split(","):
@@ -74,7 +94,9 @@ def main() -> None:
                       "batch": batch_size, "steps": args.steps, "scheduler": args.scheduler, "dtype": args.dtype,
                       "compile_mode": args.compile_mode if path == "compiled" else None,
                       "images": summary["rendered"], "images_per_s": summary["images_per_second"],
-                      "render_seconds": summary["render_seconds"], "warmup_s": round(warmup, 1)}
+                      "render_seconds": summary["render_seconds"], "warmup_s": round(warmup, 1),
+                      "image_tflop": round(flops / 1e12, 4),
+                      "mfu": round(flops * summary["images_per_second"] / (peak * 1e12), 4) if peak else None}
             if path == "eager":
                 eager_pixels = images
             elif eager_pixels is not None:

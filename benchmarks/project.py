@@ -20,6 +20,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SD15_DIR = REPO / "data/base/sd15-random"
+DEMO_AT_ANY_SIZE = {"subject": {"allow_upscale": True}}  # the demo photos are 128 px; SD 1.5 trains at 512
 
 
 def build_sd15_random(out_dir: Path = SD15_DIR) -> Path:
@@ -70,7 +71,8 @@ def project(overrides: dict) -> Iterator:
         tiny = REPO / "data/base/tiny"
         if tiny.is_dir():  # saves a rebuild
             shutil.copytree(tiny, root / "data/base/tiny")
-        params = deep_merge(yaml.safe_load((REPO / "params.yaml").read_text()), overrides)
+        params = deep_merge(yaml.safe_load((REPO / "params.yaml").read_text()), DEMO_AT_ANY_SIZE)
+        params = deep_merge(params, overrides)
         (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         os.chdir(root)
         yield load_params("params.yaml")

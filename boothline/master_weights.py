@@ -25,7 +25,7 @@ class MasterWeights:
         self.named = trainable_named_parameters(models)
         self.masters = [p.detach().float().clone() for _, p in self.named]
         for module in models.values():
-            module.to(dtype)
+            torch.nn.Module.to(module, dtype)  # not diffusers' override, which warns about fp32-kept modules
 
     @property
     def compute(self) -> list[torch.Tensor]:
@@ -71,5 +71,5 @@ class MasterWeights:
     def restore_modules(self) -> None:
         """Modules back to fp32 holding the master weights exactly (for saving the trained model)."""
         for module in self.models.values():
-            module.float()
+            torch.nn.Module.to(module, torch.float32)
         torch._foreach_copy_(self.compute, self.masters)

@@ -122,7 +122,7 @@ def render_shard(job: Job, shard_index: int = 0, num_shards: int = 1, device: to
     done = _recover_unlogged(job, images, logged)
     todo = [batch for batch in batches if any(img.image_id not in done for img in batch)]
     result = {"shard": shard_index, "shards": num_shards, "images": len(images), "rendered": 0,
-              "reused": len(done), "pipeline_images": 0, "pipeline_seconds": 0.0, "render_seconds": 0.0}
+              "reused": len(done), "pipeline_images": 0, "render_seconds": 0.0}
     if not todo:
         return result
 
@@ -159,7 +159,6 @@ def render_shard(job: Job, shard_index: int = 0, num_shards: int = 1, device: to
             writing = [writers.submit(save, img, picture, batch, seconds)
                        for img, picture in zip(batch, pictures) if img.image_id not in done]
             result["pipeline_images"] += len(batch)
-            result["pipeline_seconds"] += seconds
         log_written(writing)
     result["render_seconds"] = time.perf_counter() - started
     progress.close()

@@ -21,7 +21,7 @@ from boothline.trainable import trainable_named_parameters
 
 class MasterWeights:
     def __init__(self, models: dict[str, torch.nn.Module], dtype: torch.dtype = torch.bfloat16):
-        self.models, self.dtype = models, dtype
+        self.models = models
         self.named = trainable_named_parameters(models)
         self.masters = [p.detach().float().clone() for _, p in self.named]
         for module in models.values():

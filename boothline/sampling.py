@@ -51,8 +51,6 @@ def _settings(req: Request) -> tuple:
 def render_batch(pipe, batch: Sequence[Request], output_type: str = "pil") -> list:
     """One pipeline call for a batch of requests that share steps, guidance and size. PIL images are made
     from 8-bit pixels quantised on the device (as diffusers would on the CPU), a quarter of the transfer."""
-    if output_type == "pil":
-        return to_pil(render_batch(pipe, batch, output_type="pt"))
     first = batch[0]
     device = pipe._execution_device
     result = pipe(
@@ -63,14 +61,14 @@ def render_batch(pipe, batch: Sequence[Request], output_type: str = "pil") -> li
         width=first.width,
         height=first.height,
         generator=[generator_for(r.seed, device) for r in batch],
-        output_type=output_type,
+        output_type="pt" if output_type == "pil" else output_type,
     )
-    return list(result.images)
+    return to_pil(result.images) if output_type == "pil" else list(result.images)
 
 
-def to_pil(images: list[torch.Tensor]) -> list[Image.Image]:
-    """(3, H, W) images in [0, 1] to PIL, rounding exactly as diffusers' `numpy_to_pil` does."""
-    pixels = (torch.stack(images).float() * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+def to_pil(images: torch.Tensor) -> list[Image.Image]:
+    """(N, 3, H, W) images in [0, 1] to PIL, rounding exactly as diffusers' `numpy_to_pil` does."""
+    pixels = (images.float() * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     return [Image.fromarray(p) for p in pixels]
 
 

@@ -175,7 +175,7 @@ def setup(params: Params, accelerator, instance: ImageSet, prior: ImageSet | Non
     wrapped = dict(zip(models, prepared[:-1]))
     if train.compile:
         compiling.load_cache("train")
-        wrapped = {name: compiling.compile_module(module, train.compile_mode) for name, module in wrapped.items()}
+        wrapped = {name: compiling.compiled(module, train.compile_mode) for name, module in wrapped.items()}
     record = {"fingerprint": fingerprint(inputs), "fingerprint_inputs": inputs, "base_id": inputs["model.base"],
               "kind": "lora" if train.lora.enabled else "full",
               "lora": train.lora.model_dump(mode="json") if train.lora.enabled else None,

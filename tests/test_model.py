@@ -101,3 +101,15 @@ def test_sdxl_single_file_is_refused(tmp_path):
     save_file({"conditioner.embedders.1.model.ln_final.weight": torch.zeros(2)}, str(path))
     with pytest.raises(ModelError, match="is an SDXL checkpoint"):
         load_pipeline(str(path))
+
+
+def test_pil_images_are_quantised_exactly_as_diffusers_does(tiny_dir):
+    from boothline.sampling import render_batch
+
+    pipe = load_pipeline(str(tiny_dir), scheduler="dpm++")
+    requests = [Request("a photo of a toy", seed, steps=2, width=32, height=32) for seed in (0, 1)]
+    ours = render_batch(pipe, requests)
+    with torch.inference_mode():
+        theirs = pipe(prompt=[r.prompt for r in requests], negative_prompt=["", ""], num_inference_steps=2,
+                      width=32, height=32, generator=[torch.Generator().manual_seed(r.seed) for r in requests]).images
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(ours, theirs))

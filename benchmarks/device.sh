@@ -18,5 +18,5 @@ case $table in  # each meant to end within 8 minutes on an H100 (estimates: not 
   time-to-model-eager) python3 benchmarks/time_to_model.py --model sd15 --paths eager "${@:2}" ;;
   anchors)       bash .anchor/anchor.sh ;;  # ../shared/bench with its assets/, copied into the ignored .anchor/
   *) echo "unknown table: $table" >&2; exit 2 ;;
-esac 2> >(grep -vE "it/s\]|img/s\]|step/s\]" >&2) | tee "$out"
+esac 2> >(grep -vE "(it|img|step)/s\]|s/(it|img|step)\]" >&2) | tee "$out"  # progress bars dropped
 exit "${PIPESTATUS[0]}"

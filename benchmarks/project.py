@@ -61,7 +61,7 @@ def base_model(name: str) -> tuple[str, int]:
 
 @contextlib.contextmanager
 def project(overrides: dict) -> Iterator:
-    """cwd = a fresh project with params.yaml + overrides; yields the parsed Params."""
+    """cwd = a fresh project with params.yaml + overrides, removed afterwards; yields the parsed Params."""
     from boothline.params import deep_merge, load_params
 
     previous = Path.cwd()
@@ -78,6 +78,7 @@ def project(overrides: dict) -> Iterator:
         yield load_params("params.yaml")
     finally:
         os.chdir(previous)
+        shutil.rmtree(root, ignore_errors=True)  # an SD 1.5 project ends with a 4 GB trained model
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -76,7 +76,7 @@ def main() -> None:
         }
         with project(overrides):
             env = {**os.environ, "PYTHONPATH": pythonpath,
-                   "TORCHINDUCTOR_CACHE_DIR": tempfile.mkdtemp(prefix="inductor-")}  # nothing compiled before
+                   "TORCHINDUCTOR_CACHE_DIR": str(Path("inductor-cache").resolve())}  # nothing compiled before
             if cache == "warm":
                 shutil.copytree(bundle, "data/cache/torch-compile")
             seconds = run_stages(env)

@@ -1,0 +1,40 @@
+"""The benchmark scripts run end to end at tiny size, so the GPU tables cannot rot between device sessions.
+Eager paths only: the compiled ones are the stages' own fast paths, which their tests cover."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_benchmark(script: str, *args: str, env: dict | None = None) -> list[dict]:
+    done = subprocess.run([sys.executable, f"benchmarks/{script}", "--model", "tiny", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+def test_training_benchmark_reports_rate_and_flops_per_configuration():
+    rows = run_benchmark("training.py", "--steps", "4", "--warmup", "1", "--configs", "unet,lora", "--paths", "eager")
+    assert [(r["config"], r["path"]) for r in rows] == [("unet", "eager"), ("lora", "eager")]
+    unet, lora = rows
+    assert all(r["steady_steps_per_s"] > 0 and r["step_tflop"] > 0 and r["mfu"] is None for r in rows)
+    assert lora["trainable_params"] < unet["trainable_params"]
+
+
+def test_generation_benchmark_reports_images_per_second():
+    (row,) = run_benchmark("generation.py", "--batch-sizes", "2", "--images", "2", "--steps", "2", "--paths", "eager")
+    assert row["batch"] == 2 and row["images"] == 2 and row["images_per_s"] > 0 and row["image_tflop"] > 0
+
+
+def test_time_to_model_runs_the_stages_with_the_callers_pythonpath(tmp_path):
+    # On the device the carried wheels reach the stages only through PYTHONPATH.
+    (tmp_path / "sitecustomize.py").write_text(f"open({str(tmp_path / 'seen')!r}, 'a').write('x')\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    (row,) = run_benchmark("time_to_model.py", "--class-images", "2", "--steps", "3", "--paths", "eager", env=env)
+    assert row["path"] == "eager" and row["compile_cache"] is None
+    assert row["steps"] == 3 and row["steps_per_s"] > 0 and all(row[f"{s}_s"] > 0 for s in ("validate", "priors", "train"))
+    assert len((tmp_path / "seen").read_text()) >= 4  # the script itself and its three stage processes

@@ -282,4 +282,7 @@ def load_checkpoint_pipeline(checkpoint_dir: str | Path, params: Params, device:
         pipe.unload_lora_weights()
     pipe.unet.requires_grad_(False)
     pipe.text_encoder.requires_grad_(False)
-    return pipe.to(device=device, dtype=dtype)
+    for module in (pipe.unet, pipe.vae, pipe.text_encoder):
+        # not diffusers' own .to(dtype), which warns about modules to keep in fp32 even when there are none
+        torch.nn.Module.to(module, device=device, dtype=dtype)
+    return pipe

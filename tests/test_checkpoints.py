@@ -122,6 +122,8 @@ def test_load_checkpoint_pipeline_restores_the_trained_weights(params, workdir, 
     if not lora:
         unet = pipe.unet.state_dict()
         assert all(torch.equal(unet[k.removeprefix("unet.")], v) for k, v in trained.items() if k.startswith("unet."))
+        half = load_checkpoint_pipeline(step, p, torch.device("cpu"), torch.bfloat16)
+        assert {module.dtype for module in (half.unet, half.vae, half.text_encoder)} == {torch.bfloat16}
         return
     assert all(".lora_" in k for k in trained) and not any(".lora_" in k for k in pipe.unet.state_dict())
     from boothline.latents import generate_latents

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 SchedulerName = Literal["dpm++", "dpm++-sde", "euler", "euler-a", "ddim", "pndm", "unipc", "lms", "heun", "ddpm"]
 SLUG = re.compile(r"^[a-z0-9-]+$")
 
@@ -161,6 +162,17 @@ class Train(Section):
         if self.compute_copies and self.mixed_precision != "bf16":
             raise ValueError(f"train.compute_copies = true needs train.mixed_precision = 'bf16' "
                              f"(got {self.mixed_precision!r}): the copies compute in bf16")
+        return self
+
+    @model_validator(mode="after")
+    def _cuda_graphs_take_one_micro_step(self) -> "Train":
+        # A CUDA graph's outputs are overwritten by its next replay, and a gradient left for the next micro-step
+        # to add to is such an output (pytorch/pytorch#169545: an error, or silently wrong gradients).
+        if self.compile and self.compile_mode in CUDA_GRAPH_MODES and self.gradient_accumulation_steps > 1:
+            raise ValueError(f"train.compile_mode = {self.compile_mode!r} captures CUDA graphs, which cannot "
+                             f"accumulate gradients over micro-steps: use train.gradient_accumulation_steps = 1 "
+                             f"(got {self.gradient_accumulation_steps}) or a compile_mode without CUDA graphs "
+                             f"('default', 'max-autotune-no-cudagraphs')")
         return self
 
 

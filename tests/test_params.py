@@ -83,3 +83,13 @@ def test_relative_paths_stay_relative_to_cwd(tmp_path):
     data = shipped()
     data["subject"]["instance_dir"] = "photos/rex"
     assert str(parse_params(data).subject.instance_dir) == "photos/rex"
+
+
+def test_cuda_graph_compile_modes_refuse_gradient_accumulation():
+    data = shipped()
+    data["train"].update(compile=True, compile_mode="reduce-overhead", gradient_accumulation_steps=2)
+    with pytest.raises(ParamsError, match=r"train.compile_mode = 'reduce-overhead' captures CUDA graphs, which "
+                                          r"cannot accumulate .* train.gradient_accumulation_steps = 1 \(got 2\)"):
+        parse_params(data, "params.yaml")
+    data["train"]["compile_mode"] = "max-autotune-no-cudagraphs"
+    assert parse_params(data, "params.yaml").train.gradient_accumulation_steps == 2

@@ -10,6 +10,10 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 out=${OUT:-/tmp}/$table.jsonl
+# Compile bundles go back through $OUT/compile-cache/ (16 MiB a file at most) for a later call to carry in as
+# .compile-cache/; training and generation start from them (their JSON says compile_cache: carried).
+export BOOTHLINE_BENCH_COMPILE_CACHE=${OUT:-/tmp}/compile-cache
+mkdir -p "$BOOTHLINE_BENCH_COMPILE_CACHE" && { [ ! -d .compile-cache ] || cp .compile-cache/*.bin "$BOOTHLINE_BENCH_COMPILE_CACHE"/; }
 case $table in  # each meant to end within 8 minutes on an H100 (estimates: not yet run)
   training)      python3 benchmarks/training.py --model sd15 --steps 150 --warmup 50 --configs unet,unet+te "${@:2}" ;;
   training-lora) python3 benchmarks/training.py --model sd15 --steps 150 --warmup 50 --configs lora "${@:2}" ;;

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.project import base_model, emit, environment, peak_tflops, project  # noqa: E402
+from benchmarks.project import base_model, carried_compile_cache, emit, environment, peak_tflops, project  # noqa: E402
 
 
 def pixels(summary: dict):
@@ -70,6 +70,8 @@ def main() -> None:
 
     base, resolution = base_model(args.model)
     flops, peak = image_flops(base, resolution, args.steps, args.scheduler), peak_tflops()
+    compile_cache = carried_compile_cache()
+    carried = compile_cache is not None and (compile_cache / "inference.bin").is_file()  # from an earlier call
     for batch_size in map(int, args.batch_sizes.split(",")):
         eager_pixels = None
         for path in args.paths.split(","):
@@ -83,16 +85,17 @@ def main() -> None:
             torch._dynamo.reset()
             started = time.perf_counter()
             # One batch of other seeds: kernels, allocator, cuDNN autotuning and (compiled) the compile itself.
-            with project({"model": model, "generate": {**settings,
-                                                       "seeds": list(range(10**6, 10**6 + batch_size))}}) as params:
+            warmup_job = {"model": model, "generate": {**settings, "seeds": list(range(10**6, 10**6 + batch_size))}}
+            with project(warmup_job, compile_cache) as params:
                 generate.run(params)
             warmup = time.perf_counter() - started
-            with project({"model": model, "generate": {**settings, "seeds": args.images}}) as params:
+            with project({"model": model, "generate": {**settings, "seeds": args.images}}, compile_cache) as params:
                 summary = generate.run(params)
                 images = pixels(summary)
             record = {"benchmark": "generation", "model": args.model, "path": path, "resolution": resolution,
                       "batch": batch_size, "steps": args.steps, "scheduler": args.scheduler, "dtype": args.dtype,
                       "compile_mode": args.compile_mode if path == "compiled" else None,
+                      "compile_cache": ("carried" if carried else "none") if path == "compiled" else None,
                       "images": summary["rendered"], "images_per_s": summary["images_per_second"],
                       "render_seconds": summary["render_seconds"], "warmup_s": round(warmup, 1),
                       "image_tflop": round(flops / 1e12, 4),

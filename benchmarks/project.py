@@ -59,9 +59,20 @@ def base_model(name: str) -> tuple[str, int]:
     raise SystemExit(f"--model {name!r}: expected tiny or sd15")
 
 
+def carried_compile_cache() -> Path | None:
+    """`BOOTHLINE_BENCH_COMPILE_CACHE`: a folder of compile bundles (`train.bin`, `inference.bin`) that
+    `project(..., compile_cache=...)` starts from and saves back into, so a later device session can carry
+    what this one compiled (device.sh points it into $OUT)."""
+    folder = os.environ.get("BOOTHLINE_BENCH_COMPILE_CACHE")
+    return Path(folder) if folder else None
+
+
 @contextlib.contextmanager
-def project(overrides: dict) -> Iterator:
-    """cwd = a fresh project with params.yaml + overrides, removed afterwards; yields the parsed Params."""
+def project(overrides: dict, compile_cache: Path | None = None) -> Iterator:
+    """cwd = a fresh project with params.yaml + overrides, removed afterwards; yields the parsed Params.
+    With `compile_cache`, the project's `data/cache/torch-compile/` starts as a copy of that folder and
+    its bundles are copied back at the end."""
+    from boothline.compiling import CACHE_DIR
     from boothline.params import deep_merge, load_params
 
     previous = Path.cwd()
@@ -74,11 +85,14 @@ def project(overrides: dict) -> Iterator:
         params = deep_merge(yaml.safe_load((REPO / "params.yaml").read_text()), DEMO_AT_ANY_SIZE)
         params = deep_merge(params, overrides)
         (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        if compile_cache is not None and compile_cache.is_dir():
+            shutil.copytree(compile_cache, root / CACHE_DIR)
         os.chdir(root)
         yield load_params("params.yaml")
+        if compile_cache is not None and CACHE_DIR.is_dir():
+            shutil.copytree(CACHE_DIR, compile_cache, dirs_exist_ok=True)
     finally:
         os.chdir(previous)
-        shutil.rmtree(root, ignore_errors=True)  # an SD 1.5 project ends with a 4 GB trained model
         shutil.rmtree(root, ignore_errors=True)
 
 

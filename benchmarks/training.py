@@ -23,7 +23,7 @@ from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.project import base_model, emit, environment, peak_tflops, project  # noqa: E402
+from benchmarks.project import base_model, carried_compile_cache, emit, environment, peak_tflops, project  # noqa: E402
 
 CONFIGS = {
     "unet": {"train_text_encoder": False},
@@ -128,6 +128,8 @@ def main() -> None:
     base, resolution = base_model(args.model)
     precision = args.mixed_precision or ("bf16" if torch.cuda.is_available() else "no")
     peak = peak_tflops()
+    compile_cache = carried_compile_cache()
+    carried = compile_cache is not None and (compile_cache / "train.bin").is_file()  # from an earlier call
     for name in args.configs.split(","):
         for path in args.paths.split(","):
             overrides = {
@@ -137,7 +139,7 @@ def main() -> None:
                           "checkpoint_every": 10**9, "validate_every": 0, "mixed_precision": precision,
                           **CONFIGS[name], **path_settings(path, precision, args.compile_mode)},
             }
-            with project(overrides) as params:
+            with project(overrides, compile_cache) as params:
                 validate.run(params)
                 priors.run(params)
                 flops = step_flops(params)
@@ -153,6 +155,7 @@ def main() -> None:
                 emit({"benchmark": "training", "model": args.model, "config": name, "path": path,
                       "resolution": resolution, "batch": f"{args.batch_size}+{args.batch_size}",
                       "mixed_precision": precision, "compile_mode": args.compile_mode if path == "fast" else None,
+                      "compile_cache": ("carried" if carried else "none") if path == "fast" else None,
                       "steps": args.steps, "steady_steps_per_s": round(steady, 3) if steady else None,
                       "wall_s": summary["wall_time_s"], "trainable_params": summary["trainable_params"],
                       "step_tflop": round(flops / 1e12, 4),

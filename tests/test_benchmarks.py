@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -38,3 +40,21 @@ def test_time_to_model_runs_the_stages_with_the_callers_pythonpath(tmp_path):
     assert row["path"] == "eager" and row["compile_cache"] is None
     assert row["steps"] == 3 and row["steps_per_s"] > 0 and all(row[f"{s}_s"] > 0 for s in ("validate", "priors", "train"))
     assert len((tmp_path / "seen").read_text()) >= 4  # the script itself and its three stage processes
+
+
+def test_a_project_starts_from_the_carried_compile_cache_and_saves_back_only_when_it_ends_well(tmp_path):
+    from benchmarks.project import project
+    from boothline.compiling import CACHE_DIR
+
+    carried = tmp_path / "compile-cache"
+    carried.mkdir()
+    (carried / "train.bin").write_bytes(b"from an earlier call")
+    with project({}, carried):
+        assert (CACHE_DIR / "train.bin").read_bytes() == b"from an earlier call"
+        (CACHE_DIR / "inference.bin").write_bytes(b"compiled here")
+    assert {p.name: p.read_bytes() for p in carried.iterdir()} == {"train.bin": b"from an earlier call",
+                                                                  "inference.bin": b"compiled here"}
+    with pytest.raises(RuntimeError), project({}, carried):
+        (CACHE_DIR / "train.bin").write_bytes(b"half written")
+        raise RuntimeError("the run failed")
+    assert (carried / "train.bin").read_bytes() == b"from an earlier call"

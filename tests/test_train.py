@@ -328,3 +328,23 @@ def test_lora_trains_on_compute_copies_and_validates_on_them(trainable, params):
     assert summary["kind"] == "lora" and summary["final_loss"] > 0
     assert Path("data/checkpoints/validation/step-2.png").is_file()  # rendered by the bf16 modules
     assert {t.dtype for t in load_file("data/model/pytorch_lora_weights.safetensors").values()} == {torch.float32}
+
+
+@pytest.mark.parametrize(("settings", "crop_cached", "idle"), [
+    ({}, True, ["vae", "text_encoder"]),
+    ({"train_text_encoder": True}, True, ["vae"]),
+    ({}, False, ["text_encoder"]),  # random crops are encoded every step
+    ({"validate_every": 5}, True, []),  # validation grids render with every module
+])
+def test_frozen_modules_the_loop_never_calls_leave_the_gpu(settings, crop_cached, idle):
+    from types import SimpleNamespace
+
+    from boothline.params import Train
+    from stages.train import idle_frozen_modules
+
+    train = Train(**settings)
+    models = {"unet": None, **({"text_encoder": None} if train.train_text_encoder else {})}
+    sources = [SimpleNamespace(cached=True), SimpleNamespace(cached=crop_cached)]
+    assert idle_frozen_modules(train, models, sources) == idle
+    without_priors = idle_frozen_modules(train, models, [SimpleNamespace(cached=True), None])
+    assert ("vae" in without_priors) == (not train.validate_every)

@@ -10,7 +10,7 @@ saving. The `fast` path compiles (priors and training, `--compile-mode`) and tra
 copies; `fast-train` renders the priors eagerly and trains fast, for when a cold compile of the rendering
 modules costs more than it saves on `--class-images`. A path that compiles runs twice: `cold` with empty
 compile caches, then `warm` in another fresh project that gets only the portable cache bundle the cold run
-saved (`data/cache/torch-compile/`), as a fresh machine would.
+saved (`data/cache/torch-compile/`, handed over by `project(..., compile_cache=...)`), as a fresh machine would.
 """
 
 from __future__ import annotations
@@ -61,11 +61,10 @@ def main() -> None:
     gpu = torch.cuda.is_available()
     # the stages import the project and what the caller's PYTHONPATH adds (on the device: the carried wheels)
     pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    bundles: dict[str, Path] = {}  # per path: what its cold run compiled
+    bundles = Path(tempfile.mkdtemp(prefix="boothline-compile-cache-"))  # per path: what its cold run compiled
     runs = [(path, cache) for path in paths for cache in (("cold", "warm") if any(PATHS[path]) else (None,))]
     for path, cache in runs:
         compiled_priors, fast = PATHS[path]
-        bundle = bundles.setdefault(path, Path(tempfile.mkdtemp(prefix="boothline-compile-cache-")))
         overrides = {
             "model": {"base": base, "compile": compiled_priors, "compile_mode": args.compile_mode},
             "priors": {"num_images": args.class_images, "steps": 25, "batch_size": args.priors_batch},
@@ -74,14 +73,11 @@ def main() -> None:
                       "mixed_precision": "bf16" if gpu else "no", "compute_copies": fast and gpu, "compile": fast,
                       "compile_mode": args.compile_mode, "checkpoint_every": 10**9, "validate_every": 0},
         }
-        with project(overrides):
+        # cold: no bundle folder yet, so the project starts empty and saves into it; warm: starts from it
+        with project(overrides, bundles / path if cache else None):
             env = {**os.environ, "PYTHONPATH": pythonpath,
                    "TORCHINDUCTOR_CACHE_DIR": str(Path("inductor-cache").resolve())}  # nothing compiled before
-            if cache == "warm":
-                shutil.copytree(bundle, "data/cache/torch-compile")
             seconds = run_stages(env)
-            if cache == "cold" and Path("data/cache/torch-compile").is_dir():
-                shutil.copytree("data/cache/torch-compile", bundle, dirs_exist_ok=True)
             summary = json.loads(Path("data/train/summary.json").read_text())
             emit({"benchmark": "time_to_model", "model": args.model, "path": path, "compile_cache": cache,
                   "compile_mode": args.compile_mode if cache else None, "priors_batch": args.priors_batch,
@@ -89,8 +85,7 @@ def main() -> None:
                   "total_s": round(sum(seconds.values()), 1), **{f"{k}_s": v for k, v in seconds.items()},
                   "train_loop_s": summary["train_loop_s"], "steps_per_s": summary["steps_per_s"],
                   **environment()})
-    for bundle in bundles.values():
-        shutil.rmtree(bundle, ignore_errors=True)
+    shutil.rmtree(bundles, ignore_errors=True)
 
 
 if __name__ == "__main__":

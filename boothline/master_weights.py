@@ -77,4 +77,4 @@ class MasterWeights:
         """Modules back to fp32 holding the master weights exactly (for saving the trained model)."""
         for module in self.models.values():
             torch.nn.Module.to(module, torch.float32)
-        torch._foreach_copy_(self.compute, self.masters)
+        self.masters_to_modules()

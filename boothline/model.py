@@ -9,6 +9,7 @@ chosen here too, so every stage makes the same choice.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -64,6 +65,24 @@ def pick_device(preference: str = "auto") -> torch.device:
     if preference == "cuda" and not torch.cuda.is_available():
         raise ModelError("model.device = 'cuda': no CUDA device is available here (use 'auto' or 'cpu')")
     return torch.device(preference)
+
+
+def stage_device(settings: Model) -> torch.device:
+    """The device a stage computes on, with `model.deterministic` applied before its first kernel."""
+    device = pick_device(settings.device)
+    use_deterministic_kernels(settings.deterministic)
+    return device
+
+
+def use_deterministic_kernels(enabled: bool) -> None:
+    """Only deterministic kernels, so a CUDA run repeats bit for bit (CPU runs always do), at some speed.
+
+    An op with no deterministic CUDA kernel then raises, naming itself, rather than running. cuBLAS reads
+    its workspace setting when it starts, so a process sets it before its first matmul (a stage does)."""
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(enabled)
+    torch.backends.cudnn.deterministic = enabled
 
 
 def pick_dtype(preference: str, device: torch.device) -> torch.dtype:

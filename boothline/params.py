@@ -71,6 +71,8 @@ class Model(Section):
     # images match the eager pipeline within half-precision rounding, not bit for bit.
     compile: bool = False
     compile_mode: CompileMode = "default"  # reduce-overhead adds CUDA graphs (best at small batches)
+    # Bit-for-bit repeatable runs on CUDA too (CPU runs always are): deterministic kernels only, some speed lost.
+    deterministic: bool = False
 
     @field_validator("base")
     @classmethod
@@ -299,6 +301,15 @@ class Params(Section):
                 f"train.instance_prompt = {self.train.instance_prompt!r}: must contain the subject token "
                 f"({self.subject.token!r} or the placeholder {{token}})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _deterministic_runs_are_eager(self) -> "Params":
+        compiled = [f"{section}.compile" for section in ("model", "train") if getattr(self, section).compile]
+        if self.model.deterministic and compiled:
+            raise ValueError(f"model.deterministic = true promises bit-for-bit repeats, and compiled kernels are only "
+                             f"held to matching eager ones within rounding: set {' and '.join(compiled)} to false, "
+                             f"or model.deterministic to false")
         return self
 
     @property

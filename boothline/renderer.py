@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from boothline.model import (DTYPES, load_pipeline, make_scheduler, pick_device, pick_dtype,
-                             prepare_for_inference)
+                             prepare_for_inference, use_deterministic_kernels)
 from boothline.model_uri import ResolvedModel
 from boothline.params import Model
 from boothline.prompts import token_overflow
@@ -25,6 +25,7 @@ class Renderer:
     def __init__(self, model: ResolvedModel, settings: Model, device: torch.device | None = None,
                  dtype: str | None = None):
         self.device = device or pick_device(settings.device)
+        use_deterministic_kernels(settings.deterministic)
         self.dtype = DTYPES[dtype] if dtype else pick_dtype(settings.dtype, self.device)
         self.pipe = load_pipeline(model.source, model=settings, device=self.device, dtype=self.dtype)
         prepare_for_inference(self.pipe, settings, self.device)

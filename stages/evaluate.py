@@ -34,8 +34,8 @@ from boothline.latents import encode_images, generate_latents, latent_fidelity, 
 from boothline.metrics import (HIGHER_IS_BETTER, METRIC_KEYS, ClipEncoder, DinoEncoder, EncoderUnavailable,
                                diversity, load_clip, load_dino, mean_matched_similarity, mean_pairwise_similarity,
                                within_group_diversity)
-from boothline.model import (base_model_id, load_pipeline, pick_device, pick_dtype, prepare_for_inference,
-                             read_model_card)
+from boothline.model import (base_model_id, load_pipeline, pick_dtype, prepare_for_inference,
+                             read_model_card, stage_device)
 from boothline.params import Params
 from boothline.protocol import EvalPrompt, eval_prompts
 from boothline.sampling import Request, render
@@ -343,7 +343,7 @@ def run(params: Params) -> dict:
     prompts = eval_prompts(params)
     images = subject_images()
 
-    device = pick_device(params.model.device)
+    device = stage_device(params.model)
     dtype = pick_dtype(params.model.dtype, device)
     encoders = load_encoders(params, device)
     real = RealImages(images,

@@ -25,7 +25,7 @@ from boothline import compiling
 from boothline.entry import StageError, run_stage
 from boothline.files import FILE_WRITERS, atomic_write_bytes, remove_stale_temps, sha256_file
 from boothline.images import save_png
-from boothline.model import base_model_id, load_pipeline, pick_device, pick_dtype, prepare_for_inference
+from boothline.model import base_model_id, load_pipeline, pick_dtype, prepare_for_inference, stage_device
 from boothline.params import Params
 from boothline.photos import check_folder
 from boothline.sampling import Request, render
@@ -77,7 +77,7 @@ def run(params: Params) -> dict:
              n_generated - len(missing), len(missing))
 
     if missing:
-        device = pick_device(params.model.device)
+        device = stage_device(params.model)
         pipe = load_pipeline(params.model.base, model=params.model, device=device,
                              dtype=pick_dtype(params.model.dtype, device), scheduler=params.model.scheduler)
         prepare_for_inference(pipe, params.model, device)

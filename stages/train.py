@@ -32,7 +32,7 @@ from boothline.dreambooth import LossTerms, Objective, loss_terms, step_generato
 from boothline.entry import StageError, run_stage
 from boothline.files import atomic_write_text, remove_stale_temps, sha256_file
 from boothline.images import load_rgb
-from boothline.model import load_pipeline, pick_device
+from boothline.model import load_pipeline, stage_device
 from boothline.params import Params, Train
 from boothline.master_weights import MasterWeights
 from boothline.train_metrics import LossReadback, MetricsLog
@@ -117,7 +117,7 @@ class Run:
 
 def run(params: Params) -> dict:
     train = params.train
-    device = pick_device(params.model.device)
+    device = stage_device(params.model)
     check_settings(train, device)
     instance = read_images(VALIDATED_MANIFEST, "path", "validate")
     prior = read_images(PRIORS_MANIFEST, "file", "priors") if uses_prior(params) else None

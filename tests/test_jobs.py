@@ -194,3 +194,24 @@ def test_compiled_pipeline_renders_what_eager_does(params, workdir, compile_for_
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 2  # the UNet and the VAE decoder
     assert compile_for_tests() == {}, "graph breaks in the compiled pipeline"
     assert eager.keys() == compiled.keys() and max(np.abs(eager[k] - compiled[k]).max() for k in eager) <= 2
+
+
+def test_deterministic_kernels_render_the_same_images(params, workdir):
+    """model.deterministic reaches the renderer (jobs, the generate stage, regenerate); CPU kernels were
+    deterministic already, so the pixels do not move."""
+    from boothline.model import use_deterministic_kernels
+
+    def render(deterministic: bool) -> dict[int, np.ndarray]:
+        job = build_job(params({"model": {"deterministic": deterministic},
+                                "generate": {**SMALL["generate"], "styles": ["anime"]}}))
+        shutil.rmtree(job.out_dir, ignore_errors=True)
+        run_job(job)
+        return {img.seed: pixels(img.file) for img in job.images}
+
+    eager = render(False)
+    try:
+        deterministic = render(True)
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        use_deterministic_kernels(False)
+    assert eager.keys() == deterministic.keys() and all(np.array_equal(eager[k], deterministic[k]) for k in eager)

@@ -1,12 +1,14 @@
 """The tiny base model builds offline, saves in diffusers format and loads like any checkpoint."""
 
 import json
+import os
 
 import numpy as np
 import pytest
 import torch
 
-from boothline.model import ModelError, base_model_id, load_pipeline, make_scheduler, pick_dtype
+from boothline.model import (ModelError, base_model_id, load_pipeline, make_scheduler, pick_dtype, stage_device,
+                             use_deterministic_kernels)
 from boothline.params import Model
 from boothline.sampling import Request, render
 from boothline.tiny import build_tokenizer
@@ -113,3 +115,18 @@ def test_pil_images_are_quantised_exactly_as_diffusers_does(tiny_dir):
         theirs = pipe(prompt=[r.prompt for r in requests], negative_prompt=["", ""], num_inference_steps=2,
                       width=32, height=32, generator=[torch.Generator().manual_seed(r.seed) for r in requests]).images
     assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(ours, theirs))
+
+
+def test_deterministic_kernels_switch_on_and_off(monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    try:
+        assert stage_device(Model(device="cpu", deterministic=True)).type == "cpu"
+        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"  # cuBLAS refuses deterministic mode without it
+        stage_device(Model(device="cpu"))
+        assert not torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.deterministic
+        monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")
+        use_deterministic_kernels(True)
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"  # a user's own setting is kept
+    finally:
+        use_deterministic_kernels(False)

@@ -93,3 +93,14 @@ def test_cuda_graph_compile_modes_refuse_gradient_accumulation():
         parse_params(data, "params.yaml")
     data["train"]["compile_mode"] = "max-autotune-no-cudagraphs"
     assert parse_params(data, "params.yaml").train.gradient_accumulation_steps == 2
+
+
+def test_deterministic_runs_refuse_compiled_kernels():
+    data = shipped()
+    data["model"]["deterministic"] = True
+    data["train"]["compile"] = True
+    with pytest.raises(ParamsError, match=r"model.deterministic = true promises bit-for-bit repeats, .* "
+                                          r"set train.compile to false, or model.deterministic to false"):
+        parse_params(data, "params.yaml")
+    data["train"]["compile"] = False
+    assert parse_params(data, "params.yaml").model.deterministic

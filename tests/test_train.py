@@ -348,3 +348,22 @@ def test_frozen_modules_the_loop_never_calls_leave_the_gpu(settings, crop_cached
     assert idle_frozen_modules(train, models, sources) == idle
     without_priors = idle_frozen_modules(train, models, [SimpleNamespace(cached=True), None])
     assert ("vae" in without_priors) == (not train.validate_every)
+
+
+def test_deterministic_kernels_train_and_validate_to_the_same_weights(trainable, params):
+    """model.deterministic switches torch to deterministic kernels for the stage; every op the tiny pipeline
+    trains and renders with has one (CPU kernels are deterministic anyway, so the weights do not move)."""
+    from boothline.model import use_deterministic_kernels
+    from stages import train
+
+    overrides = {**SHORT, "max_train_steps": 2, "checkpoint_every": 2, "train_text_encoder": True, "validate_every": 2}
+    train.run(params({"train": overrides}))
+    want = final_weights()
+    fresh_start()
+    try:
+        train.run(params({"model": {"deterministic": True}, "train": overrides}))
+        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+    finally:
+        use_deterministic_kernels(False)
+    assert_bit_identical(final_weights(), want)
+    assert Path("data/checkpoints/validation/step-2.png").is_file()

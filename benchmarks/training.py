@@ -1,11 +1,12 @@
 """Training throughput of the real train stage: one JSON line per configuration and path.
 
-    python benchmarks/training.py [--model tiny|sd15] [--steps N] [--configs unet,unet+te,lora] [--paths eager,fast]
+    python benchmarks/training.py [--model tiny|sd15] [--steps N] [--configs unet,unet+te,lora] [--paths eager,fast,deterministic]
 
 Each configuration runs validate, priors (one class image per instance image: priors only feed the
 batches here) and `stages.train.run` for `--steps` steps with no checkpoints or validation grids. Paths:
 `eager` is plain autocast mixed precision (what the diffusers example does); `fast` adds bf16 compute copies
-and torch.compile (`--compile-mode`). Steady steps/s is the median of the stage's own windowed rate after
+and torch.compile (`--compile-mode`); `deterministic` is eager with `model.deterministic` (what repeatable
+runs cost, and a check that every op of the step has a deterministic kernel). Steady steps/s is the median of the stage's own windowed rate after
 the first `--warmup` steps (the compile happens there). Model FLOP utilisation is the FLOPs of one training
 step, counted by `torch.utils.flop_counter` on the project's own loss, times steps/s over the chip's peak.
 `--profile` records `--profile-steps` steps after the warm-up with `torch.profiler` and adds kernels per
@@ -32,13 +33,15 @@ CONFIGS = {
 }
 
 
-def path_settings(path: str, precision: str, compile_mode: str) -> dict:
+def path_overrides(path: str, precision: str, compile_mode: str) -> dict:
     if path == "eager":
         return {}
+    if path == "deterministic":
+        return {"model": {"deterministic": True}}
     if path == "fast":
         copies = precision == "bf16"  # compute copies are bf16; fp32 runs (CPU) only compile
-        return {"compute_copies": copies, "compile": True, "compile_mode": compile_mode}
-    raise SystemExit(f"--paths: unknown path {path!r} (eager, fast)")
+        return {"train": {"compute_copies": copies, "compile": True, "compile_mode": compile_mode}}
+    raise SystemExit(f"--paths: unknown path {path!r} (eager, fast, deterministic)")
 
 
 def step_flops(params) -> float:
@@ -123,6 +126,7 @@ def main() -> None:
 
     import torch
 
+    from boothline.params import deep_merge
     from stages import priors, train, validate
 
     base, resolution = base_model(args.model)
@@ -132,13 +136,13 @@ def main() -> None:
     carried = compile_cache is not None and (compile_cache / "train.bin").is_file()  # from an earlier call
     for name in args.configs.split(","):
         for path in args.paths.split(","):
-            overrides = {
+            overrides = deep_merge({
                 "model": {"base": base},
                 "priors": {"num_images": 5, "steps": 2},
                 "train": {"resolution": resolution, "max_train_steps": args.steps, "batch_size": args.batch_size,
                           "checkpoint_every": 10**9, "validate_every": 0, "mixed_precision": precision,
-                          **CONFIGS[name], **path_settings(path, precision, args.compile_mode)},
-            }
+                          **CONFIGS[name]},
+            }, path_overrides(path, precision, args.compile_mode))
             with project(overrides, compile_cache) as params:
                 validate.run(params)
                 priors.run(params)

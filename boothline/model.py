@@ -163,7 +163,8 @@ def load_pipeline(source: str, *, model: Model | None = None, device: torch.devi
 
     card = read_model_card(path) if path.is_dir() else None
     if card and card.get("kind") == "lora":
-        pipe = load_pipeline(card["base"], device=device, dtype=dtype, scheduler=scheduler, tiny_dir=tiny_dir)
+        base = Model(base=card["base"], **card.get("base_settings", {}))
+        pipe = load_pipeline(base.base, model=base, device=device, dtype=dtype, scheduler=scheduler, tiny_dir=tiny_dir)
         pipe.load_lora_weights(str(path), weight_name=card.get("weights", "pytorch_lora_weights.safetensors"))
         pipe.fuse_lora(lora_scale=card.get("scale", 1.0))
         pipe.unload_lora_weights()  # fused: keep the merged weights, drop the adapter layers
@@ -176,10 +177,14 @@ def load_pipeline(source: str, *, model: Model | None = None, device: torch.devi
         if not index.is_file():
             raise ModelError(f"{path}: not a diffusers pipeline directory (no model_index.json)")
         _check_pipeline_class(json.loads(index.read_text()), str(path))
-        pipe = StableDiffusionPipeline.from_pretrained(
-            str(path), torch_dtype=dtype, use_safetensors=True, safety_checker=None, requires_safety_checker=False,
-            variant=variant,
-        )
+        try:
+            pipe = StableDiffusionPipeline.from_pretrained(
+                str(path), torch_dtype=dtype, use_safetensors=True, safety_checker=None,
+                requires_safety_checker=False, variant=variant,
+            )
+        except OSError as err:
+            hint = "" if variant else " (if it holds only variant files such as *.fp16.safetensors, set model.variant)"
+            raise ModelError(f"{path}: cannot load this diffusers directory: {err}{hint}") from None
     elif not HUB_ID.fullmatch(source):
         raise ModelError(f"{source}: no such model directory or checkpoint file")
     else:

@@ -33,7 +33,10 @@ def model_card(params: Params, step: int, fingerprint: str) -> dict[str, Any]:
             "instance_prompt": params.instance_prompt, "class_prompt": params.class_prompt,
             "resolution": params.train.resolution}
     if params.train.lora.enabled:
-        card.update(weights=LORA_WEIGHTS, scale=1.0, rank=params.train.lora.rank, alpha=params.train.lora.alpha)
+        # How to load the base exactly as training did: a pinned hub revision, a weight variant, a config.
+        base_settings = params.model.model_dump(include={"revision", "variant", "single_file_config"})
+        card.update(weights=LORA_WEIGHTS, scale=1.0, rank=params.train.lora.rank, alpha=params.train.lora.alpha,
+                    base_settings=base_settings)
     return card
 
 

@@ -367,3 +367,18 @@ def test_deterministic_kernels_train_and_validate_to_the_same_weights(trainable,
         use_deterministic_kernels(False)
     assert_bit_identical(final_weights(), want)
     assert Path("data/checkpoints/validation/step-2.png").is_file()
+
+
+def test_lora_model_loads_its_base_as_training_did(trainable, params):
+    """The adapter's card keeps the base's variant (and revision, single-file config) for every later load."""
+    from boothline.model import ModelError, load_pipeline
+    from stages import train
+
+    load_pipeline("builtin:tiny").save_pretrained("data/base/tiny-fp16", variant="fp16")  # variant files only
+    with pytest.raises(ModelError, match=r"data/base/tiny-fp16: cannot load .* set model.variant"):
+        load_pipeline("data/base/tiny-fp16")
+    train.run(params({"model": {"base": "data/base/tiny-fp16", "variant": "fp16"},
+                      "train": {**SHORT, "max_train_steps": 1, "checkpoint_every": 1, "lora": {"enabled": True}}}))
+    card = json.loads(Path("data/model/boothline_model.json").read_text())
+    assert card["base_settings"] == {"revision": None, "variant": "fp16", "single_file_config": None}
+    assert load_pipeline("data/model").unet.dtype == torch.float32

@@ -113,7 +113,15 @@ def subject_images() -> list[Image.Image]:
     missing = [p for p in paths if not Path(p).is_file()]
     if missing:
         raise StageError("\n".join(f"{p}: listed in {VALIDATED_MANIFEST} but missing" for p in missing))
-    return [load_rgb(p) for p in paths]
+    return [centre_square(load_rgb(p)) for p in paths]
+
+
+def centre_square(image: Image.Image) -> Image.Image:
+    """The photo as training sees it (`train.center_crop`): the encoders' processors would otherwise squash a
+    non-square photo (DINO's ViT processor resizes straight to 224 x 224) while the generated images are square."""
+    side = min(image.size)
+    left, top = (image.width - side) // 2, (image.height - side) // 2
+    return image.crop((left, top, left + side, top + side))
 
 
 def load_encoders(params: Params, device: torch.device) -> Encoders:

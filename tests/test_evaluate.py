@@ -161,3 +161,12 @@ def test_cli_without_a_trained_model_exits_1_with_the_reason(params, workdir):
     proc = run_module("stages.evaluate", cwd=workdir)
     assert proc.returncode == 1
     assert "data/model: no trained model" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_subject_photos_are_scored_as_centred_squares():
+    """Encoder processors would squash a wide photo (DINO's resizes straight to 224 x 224); training crops it."""
+    wide = Image.new("RGB", (600, 300), "white")
+    wide.paste((255, 0, 0), (150, 0, 450, 300))  # the centre square is red, the sides white
+    square = evaluate.centre_square(wide)
+    assert square.size == (300, 300) and square.getcolors() == [(300 * 300, (255, 0, 0))]
+    assert evaluate.centre_square(square).size == (300, 300)

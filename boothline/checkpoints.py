@@ -94,6 +94,8 @@ def fingerprint_inputs(params: Params, instance_sha256: Sequence[str], class_sha
         "data.instance_images": images_digest(instance_sha256),
         "data.class_images": images_digest(class_sha256) if with_prior else None,
         "accelerate.num_processes": num_processes,
+        # Deterministic kernels sum in another order on a GPU. Only when on, so older checkpoints still match.
+        **({"model.deterministic": True} if params.model.deterministic else {}),
     }
 
 

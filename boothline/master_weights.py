@@ -3,7 +3,8 @@
 Under plain autocast the modules hold fp32 weights and every forward casts each weight to bf16 again, one
 small kernel per weight per step. Here the modules themselves hold the bf16 weights, so nothing is cast in
 the step; the optimizer owns fp32 master copies. After backward the bf16 gradients move to the masters
-(accumulated in fp32 across micro-steps), the optimizer updates the masters, and the new masters are
+(accumulated in fp32 across micro-steps in one process; under DDP the micro-steps add up in the bf16
+gradients that are all-reduced once, on the last), the optimizer updates the masters, and the new masters are
 copied back into the modules: a few multi-tensor kernels per step instead of thousands of casts.
 With LoRA the frozen base weights compute in bf16 too, as autocast would have them.
 

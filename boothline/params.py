@@ -167,6 +167,13 @@ class Train(Section):
         return self
 
     @model_validator(mode="after")
+    def _warmup_needs_a_warmup_schedule(self) -> "Train":
+        if self.lr_warmup_steps and self.lr_scheduler == "constant":  # diffusers' constant schedule ignores it
+            raise ValueError(f"train.lr_warmup_steps = {self.lr_warmup_steps} has no effect with train.lr_scheduler "
+                             f"= 'constant': use 'constant_with_warmup', or lr_warmup_steps = 0")
+        return self
+
+    @model_validator(mode="after")
     def _cuda_graphs_take_one_micro_step(self) -> "Train":
         # A CUDA graph's outputs are overwritten by its next replay, and a gradient left for the next micro-step
         # to add to is such an output (pytorch/pytorch#169545: an error, or silently wrong gradients).

@@ -104,3 +104,13 @@ def test_deterministic_runs_refuse_compiled_kernels():
         parse_params(data, "params.yaml")
     data["train"]["compile"] = False
     assert parse_params(data, "params.yaml").model.deterministic
+
+
+def test_warmup_steps_need_a_schedule_that_warms_up():
+    data = shipped()
+    data["train"].update(lr_scheduler="constant", lr_warmup_steps=100)
+    with pytest.raises(ParamsError, match=r"train.lr_warmup_steps = 100 has no effect with train.lr_scheduler = "
+                                          r"'constant': use 'constant_with_warmup'"):
+        parse_params(data, "params.yaml")
+    data["train"]["lr_scheduler"] = "constant_with_warmup"
+    assert parse_params(data, "params.yaml").train.lr_warmup_steps == 100

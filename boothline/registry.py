@@ -199,6 +199,9 @@ def decide(metrics: dict, thresholds: dict[str, float], primary: str, version: i
     else:
         ok = False
         reasons.append(f"{primary} = {value:.6g} is worse than champion version {champion}'s {champion_value:.6g}")
+    if not ok and champion == version:  # demoting would leave `@champion` pointing nowhere
+        reasons.append(f"version {version} stays the champion: the gate only promotes (a better version takes the "
+                       f"alias, or delete it by hand)")
     return Decision(ok, reasons)
 
 

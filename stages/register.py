@@ -150,6 +150,10 @@ def dvc_lock_tags() -> dict[str, str]:
     return tags
 
 
+# metrics.csv's windowed rate per step, under a name apart from the summary's overall `train.steps_per_s`.
+CURVE_NAMES = {"steps_per_s": "window_steps_per_s"}
+
+
 def loss_curves() -> dict[str, list[tuple[int, float]]]:
     if not TRAIN_METRICS.is_file():
         return {}
@@ -158,7 +162,8 @@ def loss_curves() -> dict[str, list[tuple[int, float]]]:
         for row in csv.DictReader(f):
             for key, value in row.items():
                 if key != "step" and value not in ("", None):
-                    curves.setdefault(f"train.{key}", []).append((int(row["step"]), float(value)))
+                    name = f"train.{CURVE_NAMES.get(key, key)}"
+                    curves.setdefault(name, []).append((int(row["step"]), float(value)))
     return curves
 
 
@@ -210,6 +215,8 @@ def submission(params: Params, card: dict, report: dict, step: int, scores: dict
     artifacts += [("train", loss_png)] if loss_png else []
     kind = card["kind"] if step == card["step"] else "full"  # a checkpoint is registered as a full pipeline
     base = base_model_id(params.model)
+    provenance = {**git_tags(), **dvc_lock_tags()}  # the version page shows its own tags; params are on its run
+    version_provenance = {k: v for k, v in provenance.items() if not k.startswith("mlflow.")}
     return Submission(
         model_key=key,
         params=flat_params(params),
@@ -218,10 +225,9 @@ def submission(params: Params, card: dict, report: dict, step: int, scores: dict
                  **numbers("train.", summary)},
         histories={k: v for k, v in histories.items() if v},
         artifacts=artifacts,
-        tags={**git_tags(), **dvc_lock_tags(), "base_model": base, "boothline.model_key": key,
-              "boothline.kind": kind, "boothline.step": str(step),
-              "subject": f"{params.subject.token} {params.subject.class_noun}"},
-        version_tags={"base_model": base, "boothline.step": str(step), "boothline.kind": kind},
+        tags={**provenance, "base_model": base, "boothline.model_key": key, "boothline.kind": kind,
+              "boothline.step": str(step), "subject": f"{params.subject.token} {params.subject.class_noun}"},
+        version_tags={**version_provenance, "base_model": base, "boothline.step": str(step), "boothline.kind": kind},
         run_name=f"{model_name(params)}-step-{step}",
     )
 

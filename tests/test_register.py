@@ -47,8 +47,9 @@ def write_evaluation(latent_fidelity: float, best_step: int | None = None) -> di
 def write_training_log() -> None:
     Path("data/train").mkdir(parents=True, exist_ok=True)
     Path("data/train/metrics.csv").write_text(
-        "step,loss,instance_loss,prior_loss,lr,steps_per_s\n1,2.0,1.0,1.0,0.0001,3\n2,1.5,0.8,0.7,0.0001,3\n")
-    Path("data/train/summary.json").write_text(json.dumps({"kind": "full", "final_loss": 1.5, "steps": 2}))
+        "step,loss,instance_loss,prior_loss,lr,steps_per_s\n1,2.0,1.0,1.0,0.0001,1\n2,1.5,0.8,0.7,0.0001,3\n")
+    Path("data/train/summary.json").write_text(json.dumps({"kind": "full", "final_loss": 1.5, "steps": 2,
+                                                           "steps_per_s": 2.0}))
 
 
 @pytest.fixture
@@ -94,10 +95,14 @@ def test_first_registration_records_everything_and_becomes_champion(project):
     assert run.data.metrics["eval.latent_fidelity"] == 0.02 and run.data.metrics["baseline.latent_fidelity"] == 0.0
     assert "eval.dino" not in run.data.metrics  # null metrics are not logged as numbers
     assert run.data.metrics["train.final_loss"] == 1.5
+    assert run.data.metrics["train.steps_per_s"] == 2.0  # the summary's overall rate; the per-step one is apart
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "train.window_steps_per_s")] == [1.0, 3.0]
     assert [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "train.loss")] == [(1, 2.0), (2, 1.5)]
     assert run.data.tags["base_model"] == TINY_ID
     assert run.data.tags["git.revision"] == "none (not a git repository)"
     assert run.data.tags["dvc.data/model"] == "abc123.dir"
+    assert {k: version.tags[k] for k in ("git.revision", "dvc.data/model", "boothline.kind")} == {
+        "git.revision": "none (not a git repository)", "dvc.data/model": "abc123.dir", "boothline.kind": "full"}
     assert run.data.tags["boothline.model_key"] == "f1@step-100"
     artifacts = {a.path for folder in ("eval", "eval/grids", "train")
                  for a in client.list_artifacts(run.info.run_id, folder)}

@@ -108,6 +108,9 @@ def test_decide_rules():
     assert decide({"latent_fidelity": 0.1}, {}, "latent_fidelity", 4, 4, 0.9).reasons == [
         "version 4 is already the champion"]
     assert decide({"latent_fidelity": 0.1}, {}, "latent_fidelity", 5, 4, None).promoted
+    failing_champion = decide({"latent_fidelity": 0.1}, {"latent_fidelity": 0.5}, "latent_fidelity", 4, 4, 0.1)
+    assert not failing_champion.promoted and failing_champion.reasons[-1].startswith(
+        "version 4 stays the champion: the gate only promotes")
 
 
 def test_find_version_matches_the_model_key_only(client):

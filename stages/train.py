@@ -252,7 +252,8 @@ def optimizer_step(run_: Run, step: int) -> torch.Tensor:
     weights = run_.masters.masters if run_.masters else [p for _, p in trainable_named_parameters(run_.models)]
     accelerator.clip_grad_norm_(weights, train.max_grad_norm)
     run_.optimizer.step()
-    run_.lr_scheduler.step()
+    if not accelerator.optimizer_step_was_skipped:  # fp16's scaler skips overflowing steps; so does the schedule
+        run_.lr_scheduler.step()
     run_.optimizer.zero_grad(set_to_none=True)
     if run_.masters:
         run_.masters.masters_to_modules()

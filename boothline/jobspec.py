@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from boothline.entry import StageError
 from boothline.image_files import EXTENSIONS
+from boothline.model import DTYPE_NAMES, pick_device, pick_dtype
 from boothline.model_uri import ResolvedModel, resolve_model
 from boothline.params import Generate, Model, Params, ParamsError, Subject, _format_errors
 from boothline.prompts import enhance, fill_subject
@@ -132,10 +133,18 @@ def parse_layer(data: dict, source: str) -> Generate:
 
 
 def image_id(model_version: str, full_prompt: str, negative_prompt: str, seed: int, steps: int, guidance: float,
-             scheduler: str, width: int, height: int) -> str:
+             scheduler: str, width: int, height: int, numerics: tuple[str, str]) -> str:
+    """`numerics` is (dtype, device kind): a CUDA generator draws other noise than a CPU one for the same seed,
+    and half precision rounds differently, so each makes another picture."""
     key = json.dumps([model_version, full_prompt, negative_prompt, seed, steps, float(guidance), scheduler, width,
-                      height])
+                      height, *numerics])
     return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def render_numerics(settings: Model) -> tuple[str, str]:
+    """The dtype and device kind the renderer will use for these `model` settings."""
+    device = pick_device(settings.device)
+    return DTYPE_NAMES[pick_dtype(settings.dtype, device)], device.type
 
 
 def slugify(text: str, limit: int = 48) -> str:
@@ -219,14 +228,16 @@ def _expand(prompts: tuple[str, ...], styles: list[Style], seeds: tuple[int, ...
     """Every image of the job in plan order (prompt, style, swept settings, seed), each id once."""
     subject = look.params.subject
     quality, negative = look.job_wide("quality_tokens"), look.job_wide("negative_prompt")
+    numerics = render_numerics(look.params.model)
     planned: list[dict] = []
     seen: set[str] = set()
     slugs: dict[str, str] = {}
     for prompt in prompts:
         if prompt not in slugs:  # distinct prompts get distinct folders even when their slugs collide
             base = slug = slugify(fill_subject(prompt, subject.token, subject.class_noun))
+            suffix = 2
             while slug in slugs.values():
-                slug = f"{base}-{len(slugs) + 1}"
+                slug, suffix = f"{base}-{suffix}", suffix + 1
             slugs[prompt] = slug
         for style in styles:
             final = enhance(prompt, style, token=subject.token, class_noun=subject.class_noun, quality_tokens=quality,
@@ -237,7 +248,7 @@ def _expand(prompts: tuple[str, ...], styles: list[Style], seeds: tuple[int, ...
                 setting = {"steps": steps, "guidance": float(guidance), "scheduler": scheduler}
                 for seed in seeds:
                     iid = image_id(model.version, final.prompt, final.negative, seed, steps, guidance, scheduler,
-                                   width, height)
+                                   width, height, numerics)
                     if iid not in seen:
                         seen.add(iid)
                         planned.append(dict(image_id=iid, prompt=prompt, style=style.name, full_prompt=final.prompt,

@@ -23,6 +23,7 @@ MODEL_CARD = "boothline_model.json"  # written by the train stage next to a trai
 SUPPORTED_PIPELINES = {"StableDiffusionPipeline"}  # SD 1.x and 2.x share this class
 HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")  # "org/name"; anything else that does not exist is a typo
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
 
 SCHEDULERS = {
     "dpm++": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),

@@ -16,14 +16,14 @@ from boothline.entry import StageError
 from boothline.history import HISTORY_DIR, query, read_history
 from boothline.image_files import pixel_sha256, write_image
 from boothline.jobs import RECORD_KEYS, parameters_text
-from boothline.model import ModelError
+from boothline.model import ModelError, pick_device
 from boothline.model_uri import display_name, resolve_model
 from boothline.params import Params
 from boothline.renderer import Renderer, cpu_threads
 from boothline.sampling import Request
 
 REGENERATED_DIR = Path("data/regenerated")
-FORMATS = {".png": "png", ".jpg": "jpeg", ".webp": "webp"}
+FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
 log = logging.getLogger(__name__)
 
 
@@ -42,6 +42,13 @@ def regenerate(image_id: str, params: Params, out: str | Path | None = None,
                history_dir: str | Path = HISTORY_DIR) -> dict:
     """Render a logged image again; returns where it went and whether its pixels match the log."""
     row = find_row(image_id, history_dir)
+    out = Path(out) if out else REGENERATED_DIR / f"{row['image_id']}{Path(row['file']).suffix}"
+    if out.suffix.lower() not in FORMATS:
+        raise StageError(f"{out}: unknown image format {out.suffix!r} (use one of {', '.join(FORMATS)})")
+    made_on, here = row["device"].split(":")[0], pick_device(params.model.device).type
+    if made_on != here:  # a CUDA generator draws other noise than a CPU one for the same seed
+        raise StageError(f"{row['image_id']}: was made on {row['device']}, and model.device renders on {here} here; "
+                         f"the same seed gives another picture on another kind of device")
     model = resolve_model(row["model_uri"], params)
     if model.version != row["model_version"]:
         raise ModelError(f"{row['image_id']}: was made with model version {row['model_version']}, but "
@@ -55,9 +62,8 @@ def regenerate(image_id: str, params: Params, out: str | Path | None = None,
     with cpu_threads(row["cpu_threads"] if renderer.device.type == "cpu" else 0):
         picture = renderer.render(row["scheduler"], [request] * row["batch_size"])[row["batch_position"]]
 
-    out = Path(out) if out else REGENERATED_DIR / f"{row['image_id']}{Path(row['file']).suffix}"
     record = {k: row[k] for k in RECORD_KEYS}
-    write_image(out, picture, FORMATS.get(out.suffix.lower(), "png"),
+    write_image(out, picture, FORMATS[out.suffix.lower()],
                 parameters_text(record, display_name(row["model_uri"])), record)
     return {"image_id": row["image_id"], "file": str(out), "original": row["file"],
             "identical": pixel_sha256(picture) == row["pixel_sha256"]}

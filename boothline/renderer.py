@@ -11,15 +11,12 @@ from typing import Iterator, Sequence
 import torch
 from PIL import Image
 
-from boothline.model import (DTYPES, load_pipeline, make_scheduler, pick_device, pick_dtype,
+from boothline.model import (DTYPE_NAMES, DTYPES, load_pipeline, make_scheduler, pick_device, pick_dtype,
                              prepare_for_inference, use_deterministic_kernels)
 from boothline.model_uri import ResolvedModel
 from boothline.params import Model
 from boothline.prompts import token_overflow
 from boothline.sampling import Request, render_batch
-
-DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
-
 
 class Renderer:
     def __init__(self, model: ResolvedModel, settings: Model, device: torch.device | None = None,

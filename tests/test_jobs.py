@@ -82,6 +82,16 @@ def test_image_ids_are_deterministic_and_depend_on_what_shapes_the_image(params,
     assert not {i.image_id for i in first.images} & {i.image_id for i in other_model.images}
     seed_list = build_job(p, overrides={"seeds": [7, 3, 7]})
     assert [i.seed for i in seed_list.images] == [7, 3, 7, 3]
+    # Half precision, or CUDA's noise generator, makes another picture of the same request: another image.
+    bf16 = build_job(params({**SMALL, "model": {"dtype": "bf16"}}))
+    assert not {i.image_id for i in first.images} & {i.image_id for i in bf16.images}
+
+
+def test_prompts_whose_folder_names_collide_get_distinct_folders(params):
+    prompts = ["a dog", "a dog 3", "A dog", "a dog!"]
+    job = build_job(params({"generate": {**SMALL["generate"], "prompts": prompts, "styles": ["anime"], "seeds": 1}}))
+    folders = [Path(img.file).parent.name for img in job.images]
+    assert folders == ["a-dog", "a-dog-3", "a-dog-2", "a-dog-4"]
 
 
 def test_bad_input_fails_before_the_model_is_touched(params, workdir):

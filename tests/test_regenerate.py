@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from boothline.entry import StageError
 from boothline.history import read_history
 from boothline.image_files import read_metadata
 from boothline.jobs import run_job
@@ -53,3 +54,20 @@ def test_regenerate_refuses_a_changed_model(params, workdir):
 def test_unknown_id(params):
     with pytest.raises(Exception, match="no image with this id"):
         regenerate("0123abcd", params())
+
+
+def test_regenerate_refuses_another_device_kind_and_unknown_formats(params, workdir, monkeypatch):
+    import boothline.regenerate
+
+    p = params({"generate": {**SMALL, "seeds": 1}})
+    run_job(build_job(p))
+    (image_id,) = read_history(p.generate.history_dir).image_id
+    with pytest.raises(StageError, match=r"x.tiff: unknown image format '.tiff' \(use one of .png, .jpg, .jpeg, .webp\)"):
+        regenerate(image_id, p, out="x.tiff")
+    assert regenerate(image_id, p, out="again.jpeg")["file"] == "again.jpeg"
+    assert Image.open("again.jpeg").format == "JPEG"
+
+    row = boothline.regenerate.find_row(image_id, p.generate.history_dir)
+    monkeypatch.setattr(boothline.regenerate, "find_row", lambda *args: {**row, "device": "cuda:NVIDIA H100"})
+    with pytest.raises(StageError, match="was made on cuda:NVIDIA H100, and model.device renders on cpu here"):
+        regenerate(image_id, p)

@@ -93,8 +93,9 @@ def cmd_history(args: argparse.Namespace, load: Callable[[], Params]) -> int:
     if args.limit:
         rows = rows.tail(args.limit)
     if args.json:
-        for row in rows.to_dict("records"):
-            print(json.dumps({k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}))
+        for row in rows.astype(object).where(rows.notna(), None).to_dict("records"):  # NaN/NaT are not JSON
+            print(json.dumps({k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()},
+                             allow_nan=False))
         return 0
     print("\t".join(HISTORY_SHOWN))
     for row in rows[HISTORY_SHOWN].itertuples(index=False):

@@ -3,7 +3,8 @@
 Every append writes a new file (`part-<time>-<pid>-<random>.parquet`, temp file + rename), so concurrent
 writers never touch each other's files and a killed writer leaves either a whole file or none (its
 hidden temp file is ignored by readers). Rows are validated by a pandera model and written with a pinned
-pyarrow schema; reading casts every file to that schema, so a foreign file fails loudly, naming itself.
+pyarrow schema; reading checks every file against that schema, so a foreign file fails loudly, naming
+itself and what differs.
 """
 
 from __future__ import annotations
@@ -135,11 +136,24 @@ def read_history(directory: str | Path = HISTORY_DIR) -> pd.DataFrame:
     tables = []
     for path in files:
         try:
+            problems = schema_problems(pq.read_schema(path))
+            if problems:  # read_table(schema=...) would fill missing columns with nulls and say nothing
+                raise HistoryError(f"{path}: not a boothline history file ({'; '.join(problems)})")
             tables.append(pq.read_table(path, schema=SCHEMA))
         except (pyarrow.ArrowInvalid, pyarrow.ArrowTypeError, ValueError) as err:
             raise HistoryError(f"{path}: not a boothline history file ({err})") from None
     table = pyarrow.concat_tables(tables) if tables else SCHEMA.empty_table()
     return table.to_pandas()
+
+
+def schema_problems(found: pyarrow.Schema) -> list[str]:
+    """How a file's schema differs from the pinned one: missing and unexpected columns, other types."""
+    missing = [name for name in COLUMNS if name not in found.names]
+    extra = [name for name in found.names if name not in COLUMNS]
+    retyped = [f"{name} is {found.field(name).type}, not {SCHEMA.field(name).type}" for name in COLUMNS
+               if name in found.names and found.field(name).type != SCHEMA.field(name).type]
+    return ([f"missing columns: {', '.join(missing)}"] if missing else []) + (
+        [f"unexpected columns: {', '.join(extra)}"] if extra else []) + retyped
 
 
 def parse_when(value: str | dt.date | dt.datetime, *, end: bool = False) -> pd.Timestamp:

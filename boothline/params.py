@@ -20,6 +20,7 @@ CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotun
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 SchedulerName = Literal["dpm++", "dpm++-sde", "euler", "euler-a", "ddim", "pndm", "unipc", "lms", "heun", "ddpm"]
 SLUG = re.compile(r"^[a-z0-9-]+$")
+MAX_SEED = 2**32 - 1  # AUTOMATIC1111's range; the history stores seeds (and seed + N) as int64
 
 
 class ParamsError(ValueError):
@@ -86,7 +87,7 @@ class Priors(Section):
     num_images: int = Field(8, ge=0, le=100_000)
     prompt: str = "a photo of a {class_noun}"
     negative_prompt: str = ""
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     steps: int = Field(10, ge=1, le=1000)
     guidance: float = Field(7.5, ge=0, le=50)
     batch_size: int = Field(4, ge=1, le=256)
@@ -134,7 +135,7 @@ class Train(Section):
     prior_loss_weight: float = Field(1.0, ge=0)
     snr_gamma: float | None = Field(None, gt=0)
     offset_noise: float = Field(0.0, ge=0, le=1)
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     checkpoint_every: int = Field(25, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
     validate_every: int = Field(0, ge=0)
@@ -195,7 +196,7 @@ class Eval(Section):
     images_per_prompt: int = Field(1, ge=1, le=64)
     steps: int = Field(10, ge=1, le=1000)
     guidance: float = Field(7.5, ge=0, le=50)
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     batch_size: int = Field(8, ge=1, le=256)
     clip_model: str | None = None
     dino_model: str | None = None
@@ -246,7 +247,7 @@ class Generate(Section):
     # N seeds from `seed` (seed, seed+1, ...), or an explicit list of seeds
     seeds: int | tuple[int, ...] = 2
     sweep: Sweep = Sweep()
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     batch_size: int = Field(8, ge=1, le=256)
     steps: int = Field(10, ge=1, le=1000)
     guidance: float = Field(7.5, ge=0, le=50)
@@ -272,8 +273,8 @@ class Generate(Section):
     def _seeds(cls, v: int | tuple[int, ...]) -> int | tuple[int, ...]:
         if isinstance(v, int) and not 1 <= v <= 10_000:
             raise ValueError("a number of seeds must be between 1 and 10000")
-        if isinstance(v, tuple) and (not v or min(v) < 0):
-            raise ValueError("a list of seeds must be non-empty, each seed >= 0")
+        if isinstance(v, tuple) and (not v or min(v) < 0 or max(v) > MAX_SEED):
+            raise ValueError(f"a list of seeds must be non-empty, each seed between 0 and {MAX_SEED}")
         return v
 
     @field_validator("styles")

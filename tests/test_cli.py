@@ -1,5 +1,6 @@
 """The `boothline` command end to end: styles, generate, history, regenerate, a killed job, accelerate shards."""
 
+import json
 import os
 import shutil
 import signal
@@ -117,3 +118,18 @@ def test_accelerate_two_processes_render_the_same_images_as_one(workdir):
     one = {p.name: p.read_bytes() for p in Path("data/jobs").rglob("*.png")}
     assert one.keys() == two.keys() and len(one) == 4 + 1  # images and the contact sheet
     assert one == two  # same batches, same pixels, same metadata: identical files
+
+
+def test_history_json_is_strict_json_with_nulls(tmp_path, capsys):
+    from boothline.history import append_rows
+    from test_history import row
+
+    append_rows([row(0), row(1, seconds=None)], tmp_path)  # a resumed run logs unknown timings as null
+
+    def no_constants(name: str):
+        raise ValueError(f"{name} is not JSON")
+
+    assert main(["history", "--dir", str(tmp_path), "--json"]) == 0
+    records = [json.loads(line, parse_constant=no_constants) for line in capsys.readouterr().out.splitlines()]
+    assert [r["seconds"] for r in records] == [0.25, None] and [r["seed"] for r in records] == [0, 1]
+    assert records[0]["created_at"] == "2026-11-20T12:00:00+00:00"

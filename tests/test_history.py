@@ -50,6 +50,14 @@ def test_a_foreign_file_fails_naming_itself(tmp_path):
     pq.write_table(pa.table({"image_id": ["x"], "seed": ["not a number"]}), tmp_path / "part-zzz.parquet")
     with pytest.raises(HistoryError, match="part-zzz.parquet: not a boothline history file"):
         read_history(tmp_path)
+    # Columns missing or extra, with no type clash, would otherwise be read as nulls without a word.
+    (tmp_path / "part-zzz.parquet").unlink()
+    table = pq.read_table(next(tmp_path.glob("part-*.parquet"))).drop_columns(["seed"]).append_column(
+        "colour", pa.array(["red"]))
+    pq.write_table(table.set_column(0, "image_id", pa.array([1])), tmp_path / "part-zzz.parquet")
+    with pytest.raises(HistoryError, match=r"part-zzz.parquet: not a boothline history file \(missing columns: seed; "
+                                           r"unexpected columns: colour; image_id is int64, not string\)"):
+        read_history(tmp_path)
 
 
 def test_empty_history_has_the_schema(tmp_path):

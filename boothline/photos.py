@@ -19,7 +19,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from boothline.files import sha256_file
 
-SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF")
+# MPO is how Pillow names a JPEG with extra frames (many cameras embed a preview, iPhones a gain map).
+SUPPORTED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF")
 # Pillow's own bomb guard warns at 89 MP; photos for 512-1024 px training never need more than this.
 MAX_PIXELS = 64_000_000
 IGNORED_NAMES = {"Thumbs.db", "desktop.ini"}
@@ -66,8 +67,12 @@ class FolderCheck:
 
 def inspect_file(path: Path, root: Path) -> dict | str:
     """Manifest facts for one image file, or the reason it cannot be used."""
-    if root.resolve() not in path.resolve().parents:
-        return f"resolves outside {root} (symlink to {path.resolve()})"
+    try:
+        target = path.resolve(strict=path.is_symlink())
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop
+        return "broken symlink (its target is missing or loops back)"
+    if root.resolve() not in target.parents:
+        return f"resolves outside {root} (symlink to {target})"
     if not path.is_file():
         return "not a regular file"
     try:
@@ -80,7 +85,10 @@ def inspect_file(path: Path, root: Path) -> dict | str:
                 if fmt not in SUPPORTED_FORMATS:
                     return f"unsupported format {fmt} (supported: {', '.join(SUPPORTED_FORMATS)})"
                 im.load()  # decodes every byte: truncated or corrupt data fails here
-                oriented = ImageOps.exif_transpose(im)
+                try:
+                    oriented = ImageOps.exif_transpose(im)
+                except Exception as err:  # Pillow raises TypeError and others on malformed EXIF tags
+                    return f"unreadable EXIF metadata ({type(err).__name__}: {err}); re-save the photo without it"
                 w, h = oriented.size
     except UnidentifiedImageError:
         return "not an image, or corrupt beyond recognition"
@@ -93,11 +101,12 @@ def inspect_file(path: Path, root: Path) -> dict | str:
 
 
 def check_folder(root: Path, *, min_side: int, allow_upscale: bool, min_images: int, max_images: int) -> FolderCheck:
-    """Inspect every file under `root` (hidden files skipped) and apply the manifest rules to all of them."""
+    """Inspect every file under `root` (hidden files and folders skipped) and apply the manifest rules to all of them."""
     root = Path(root)
     if not root.is_dir():
         return FolderCheck(pd.DataFrame(columns=list(Manifest.to_schema().columns)), {str(root): "no such directory"})
-    files = sorted(p for p in root.rglob("*") if not p.name.startswith(".") and p.name not in IGNORED_NAMES
+    files = sorted(p for p in root.rglob("*") if p.name not in IGNORED_NAMES
+                   and not any(part.startswith(".") for part in p.relative_to(root).parts)
                    and not (p.is_dir() and not p.is_symlink()))
     rows, rejected = [], {}
     for path in files:
@@ -138,7 +147,7 @@ def check_folder(root: Path, *, min_side: int, allow_upscale: bool, min_images: 
         check.manifest = table.drop(index=bad_rows).reset_index(drop=True)
 
     usable = len(check.manifest)
-    if not rejected and usable < min_images:
+    if usable < min_images:
         rejected[str(root)] = f"only {usable} usable images; at least {min_images} are needed"
     if usable > max_images:
         rejected[str(root)] = f"{usable} images, more than the allowed {max_images} (subject.max_images)"

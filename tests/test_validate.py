@@ -64,7 +64,7 @@ def test_non_image(workdir, capsys):
 
 def test_unsupported_format(workdir, capsys):
     photo(workdir / DEMO / "anim.gif", mode="P", color=3)
-    rejects(capsys, f"{DEMO}/anim.gif", "unsupported format GIF (supported: JPEG, PNG, WEBP, BMP, TIFF)")
+    rejects(capsys, f"{DEMO}/anim.gif", "unsupported format GIF (supported: JPEG, MPO, PNG, WEBP, BMP, TIFF)")
 
 
 def test_too_small(workdir, capsys):
@@ -104,6 +104,31 @@ def test_symlink_outside_subject_dir(workdir, capsys, tmp_path_factory):
     rejects(capsys, f"{DEMO}/link.png", "resolves outside data/subjects/demo")
 
 
+def test_symlink_loop(workdir, capsys):
+    os.symlink("loop.png", workdir / DEMO / "loop.png")
+    rejects(capsys, f"{DEMO}/loop.png", "broken symlink (its target is missing or loops back)")
+
+
+def test_malformed_exif_is_a_reason_not_a_traceback(workdir, capsys):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate: exif_transpose rewrites the tags
+    exif[0x011F] = 1.0  # YPosition, a rational, retyped below as text: Pillow raises TypeError writing it back
+    malformed = exif.tobytes().replace(b"\x01\x1f\x00\x05", b"\x01\x1f\x00\x02")
+    photo(workdir / DEMO / "odd-exif.jpg", fmt="JPEG", exif=malformed)
+    rejects(capsys, f"{DEMO}/odd-exif.jpg", "unreadable EXIF metadata (TypeError")
+
+
+def test_camera_jpegs_with_an_embedded_preview_are_accepted(workdir, capsys):
+    first = Image.new("RGB", (96, 80), (10, 120, 30))
+    first.save(workdir / DEMO / "camera.jpg", format="MPO", save_all=True, append_images=[Image.new("RGB", (96, 80))])
+    photo(workdir / DEMO / ".cache" / "thumb.png")  # inside a hidden folder: skipped like hidden files
+    assert run_validate(capsys)[0] == 0
+    manifest = pd.read_parquet("data/validated/manifest.parquet")
+    assert manifest.set_index("path").loc[f"{DEMO}/camera.jpg", "format"] == "MPO"
+    assert not [p for p in manifest["path"] if ".cache" in p]
+    assert load_rgb(f"{DEMO}/camera.jpg").getpixel((5, 5))[1] > 100  # the first frame, the photo
+
+
 def test_decompression_bomb(workdir, capsys):
     photo(workdir / DEMO / "bomb.png", size=(9000, 8000), mode="1", color=0)  # 72 MP, a few KB on disk
     rejects(capsys, f"{DEMO}/bomb.png", "decompression bomb guard: 9000x8000 is 72 MP, over 64 MP")
@@ -116,6 +141,10 @@ def test_all_problems_listed_at_once_and_old_outputs_kept(workdir, capsys):
     photo(workdir / DEMO / "tiny.png", size=(10, 10))
     err = run_validate(capsys)[1]
     assert len(err.strip().splitlines()) == 2
+    for path in sorted((workdir / DEMO).glob("toy-*.png"))[:-2]:  # two photos left, one too few
+        path.unlink()
+    err = run_validate(capsys)[1]
+    assert "only 2 usable images; at least 3 are needed" in err and "tiny.png" in err  # every problem at once
     assert open("data/validated/manifest.parquet", "rb").read() == before
     assert json.loads(open("data/validated/report.json").read())["status"] == "rejected"
 

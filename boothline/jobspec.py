@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from boothline.entry import StageError
 from boothline.image_files import EXTENSIONS
-from boothline.model import DTYPE_NAMES, pick_device, pick_dtype
+from boothline.model import render_numerics
 from boothline.model_uri import ResolvedModel, resolve_model
 from boothline.params import Generate, Model, Params, ParamsError, Subject, _format_errors
 from boothline.prompts import enhance, fill_subject
@@ -139,12 +139,6 @@ def image_id(model_version: str, full_prompt: str, negative_prompt: str, seed: i
     key = json.dumps([model_version, full_prompt, negative_prompt, seed, steps, float(guidance), scheduler, width,
                       height, *numerics])
     return hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
-def render_numerics(settings: Model) -> tuple[str, str]:
-    """The dtype and device kind the renderer will use for these `model` settings."""
-    device = pick_device(settings.device)
-    return DTYPE_NAMES[pick_dtype(settings.dtype, device)], device.type
 
 
 def slugify(text: str, limit: int = 48) -> str:

@@ -93,6 +93,13 @@ def pick_dtype(preference: str, device: torch.device) -> torch.dtype:
     return torch.float16 if device.type in ("cuda", "mps") else torch.float32
 
 
+def render_numerics(settings: Model) -> tuple[str, str]:
+    """The dtype and device kind images render with under these settings: each makes another picture of the
+    same seed (a CUDA generator draws other noise than a CPU one; half precision rounds differently)."""
+    device = pick_device(settings.device)
+    return DTYPE_NAMES[pick_dtype(settings.dtype, device)], device.type
+
+
 def base_model_id(model: Model) -> str:
     """A stable identifier of the base model for manifests, fingerprints and image metadata."""
     if model.base == TINY:

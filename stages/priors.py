@@ -25,7 +25,8 @@ from boothline import compiling
 from boothline.entry import StageError, run_stage
 from boothline.files import FILE_WRITERS, atomic_write_bytes, remove_stale_temps, sha256_file
 from boothline.images import save_png
-from boothline.model import base_model_id, load_pipeline, pick_dtype, prepare_for_inference, stage_device
+from boothline.model import (base_model_id, load_pipeline, pick_dtype, prepare_for_inference, render_numerics,
+                             stage_device)
 from boothline.params import Params
 from boothline.photos import check_folder
 from boothline.sampling import Request, render
@@ -44,8 +45,9 @@ def planned_requests(params: Params, count: int) -> list[Request]:
 
 
 def file_name(params: Params, index: int, req: Request) -> str:
-    key = json.dumps([base_model_id(params.model), params.model.scheduler, req.prompt, req.negative_prompt, req.seed,
-                      req.steps, req.guidance, req.width, req.height])
+    key = json.dumps([base_model_id(params.model), params.model.variant, *render_numerics(params.model),
+                      params.model.scheduler, req.prompt, req.negative_prompt, req.seed, req.steps, req.guidance,
+                      req.width, req.height])
     return f"prior-{index:05d}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.png"
 
 
@@ -72,7 +74,12 @@ def run(params: Params) -> dict:
     for stale in OUT_DIR.iterdir():
         if stale.is_file() and stale.name not in wanted:
             stale.unlink()
-    missing = [(name, req) for name, req in zip(names, requests) if not (OUT_DIR / name).is_file()]
+    missing = {i for i, name in enumerate(names) if not (OUT_DIR / name).is_file()}
+    # Fixed batches of the whole plan: a resumed run renders each image in the same batch shape as an
+    # uninterrupted one (the shape changes the last bits), re-rendering the finished mates of a missing one.
+    size = params.priors.batch_size
+    todo = [i for start in range(0, n_generated, size) if missing & set(range(start, start + size))
+            for i in range(start, min(start + size, n_generated))]
     log.info("%d class images: %d supplied, %d cached, %d to render", params.priors.num_images, len(user),
              n_generated - len(missing), len(missing))
 
@@ -81,11 +88,11 @@ def run(params: Params) -> dict:
         pipe = load_pipeline(params.model.base, model=params.model, device=device,
                              dtype=pick_dtype(params.model.dtype, device), scheduler=params.model.scheduler)
         prepare_for_inference(pipe, params.model, device)
-        images = render(pipe, [req for _, req in missing], params.priors.batch_size)
+        images = render(pipe, [requests[i] for i in todo], size)
         with ThreadPoolExecutor(FILE_WRITERS) as writers:  # PNGs encode while the next batch renders
-            writes = [writers.submit(save_png, OUT_DIR / name, image)
-                      for (name, _), (_, image) in tqdm(zip(missing, images), total=len(missing), desc="priors",
-                                                        unit="img")]
+            writes = [writers.submit(save_png, OUT_DIR / names[i], image)
+                      for i, (_, image) in tqdm(zip(todo, images), total=len(todo), desc="priors", unit="img")
+                      if i in missing]
         for write in writes:
             write.result()
         if params.model.compile:

@@ -108,3 +108,22 @@ def test_priors_render_through_the_compiled_fast_path(params, compile_for_tests)
     priors.run(params({**settings, "model": {"compile": True}}))
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 2 and compile_for_tests() == {}
     assert max(np.abs(np.asarray(Image.open(OUT / n)).astype(int) - px).max() for n, px in eager.items()) <= 2
+
+
+def test_a_resumed_run_renders_in_the_same_batches_as_an_uninterrupted_one(params):
+    p = params({"priors": {"num_images": 8, "steps": 2, "batch_size": 4}})
+    priors.run(p)
+    uninterrupted = pd.read_parquet(OUT / "manifest.parquet").sha256.tolist()
+    files = sorted(OUT.glob("prior-*.png"))
+    for lost in files[1:4]:  # a kill while the first batch's files were being written
+        lost.unlink()
+    assert priors.run(p) == {"images": 8, "rendered": 3, "reused": 5, "user": 0}
+    assert pd.read_parquet(OUT / "manifest.parquet").sha256.tolist() == uninterrupted  # bit for bit
+
+
+def test_another_dtype_or_variant_renders_other_files(params):
+    p = params({"priors": {"num_images": 1}})
+    request = priors.planned_requests(p, 1)[0]
+    names = {priors.file_name(params(overrides), 0, request)
+             for overrides in ({}, {"model": {"dtype": "bf16"}}, {"model": {"variant": "fp16"}})}
+    assert len(names) == 3

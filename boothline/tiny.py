@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 
-# Bump when the architecture or seed changes, so saved copies are rebuilt.
-TINY_VERSION = "3"
+# Bump when the architecture, seed or tokenizer changes, so saved copies are rebuilt.
+TINY_VERSION = "4"
 RESOLUTION = 64
 
 # CLIP's pre-tokenisation: special tokens, contractions, letter runs, single digits, other symbol runs.
@@ -32,36 +33,49 @@ jpeg artifacts watermark text on top of pink fabric in front of the eiffel tower
 
 def build_tokenizer(vocab_size: int = 1000):
     """A CLIPTokenizer whose BPE vocabulary is learned from CORPUS; every byte still maps to a token."""
-    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import Regex, pre_tokenizers
     from transformers import CLIPTokenizer
 
-    bpe = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
-    bpe.normalizer = normalizers.Lowercase()
-    bpe.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(CLIP_SPLIT), behavior="removed", invert=True),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ]
-    )
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=["<|startoftext|>", "<|endoftext|>"],
-        initial_alphabet=alphabet,
-        end_of_word_suffix="</w>",
-        show_progress=False,
-    )
-    bpe.train_from_iterator([CORPUS] * 4, trainer=trainer)
-    state = bpe.model.__getstate__()
-    import json
+    # The same pieces CLIP's tokenizer makes: its split, then every byte as one printable character.
+    split = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(CLIP_SPLIT), behavior="removed", invert=True),
+                                     pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    words = Counter(piece for piece, _ in split.pre_tokenize_str(CORPUS.lower()))
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {token: i for i, token in enumerate(
+        ["<|startoftext|>", "<|endoftext|>", *alphabet, *(ch + "</w>" for ch in alphabet)])}
+    merges = learn_merges({(*w[:-1], w[-1] + "</w>"): n for w, n in words.items()}, vocab_size - len(vocab))
+    for first, second in merges:
+        vocab.setdefault(first + second, len(vocab))
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
 
-    model = json.loads(state) if isinstance(state, (str, bytes)) else state
-    vocab: dict[str, int] = dict(model["vocab"])
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
-    for ch in sorted(alphabet):  # a one-character word ends in "</w>": keep it off the unknown token
-        vocab.setdefault(ch + "</w>", len(vocab))
-    tok = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
-    return tok
+
+def learn_merges(words: dict[tuple[str, ...], int], count: int) -> list[tuple[str, str]]:
+    """Byte-pair merges, the most frequent pair first and ties broken by the pair itself, so a corpus always
+    gives the same merges (the `tokenizers` trainer breaks ties in hash order: another vocabulary each build)."""
+    merges: list[tuple[str, str]] = []
+    while len(merges) < count:
+        pairs: Counter[tuple[str, str]] = Counter()
+        for word, n in words.items():
+            for pair in zip(word, word[1:]):
+                pairs[pair] += n
+        if not pairs:
+            break
+        best = min(pairs, key=lambda pair: (-pairs[pair], pair))
+        merges.append(best)
+        words = {_merge(word, best): n for word, n in words.items()}
+    return merges
+
+
+def _merge(word: tuple[str, ...], pair: tuple[str, str]) -> tuple[str, ...]:
+    out, i = [], 0
+    while i < len(word):
+        if word[i:i + 2] == pair:
+            out.append(pair[0] + pair[1])
+            i += 2
+        else:
+            out.append(word[i])
+            i += 1
+    return tuple(out)
 
 
 def build_tiny_pipeline(out_dir: str | Path) -> Path:

@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from boothline.model import (ModelError, base_model_id, load_pipeline, make_sche
 from boothline.params import Model
 from boothline.sampling import Request, render
 from boothline.tiny import build_tokenizer
+from conftest import REPO
 
 
 def test_saved_in_diffusers_format_with_safetensors(tiny_dir):
@@ -27,8 +30,17 @@ def test_build_is_identical_every_time(tmp_path, tiny_dir):
 
     again = build_tiny_pipeline(tmp_path / "again")
     for f in ("unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors",
-              "text_encoder/model.safetensors"):
-        assert (again / f).read_bytes() == (tiny_dir / f).read_bytes()
+              "text_encoder/model.safetensors", "tokenizer/tokenizer.json"):
+        assert (again / f).read_bytes() == (tiny_dir / f).read_bytes(), f
+
+
+def test_tokenizer_is_the_same_in_every_process():
+    """The `tokenizers` BPE trainer breaks ties in hash order; boothline's merges must not depend on it."""
+    script = ("from boothline.tiny import build_tokenizer; t = build_tokenizer(); "
+              "print(len(t), t('a photo of sks dog on the beach').input_ids)")
+    outputs = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO,
+                              env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2, 3)}
+    assert len(outputs) == 1, outputs
 
 
 def test_tokenizer_never_maps_to_unknown():

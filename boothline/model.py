@@ -2,7 +2,7 @@
 
 A source is `builtin:tiny` (built offline, saved, then loaded like any directory), a local diffusers
 directory, a boothline model directory (a full fine-tune, or a LoRA adapter plus a pointer to its base),
-a single-file `.safetensors`/`.ckpt` checkpoint, or a hub id. Device, dtype and sampling scheduler are
+a single-file `.safetensors` checkpoint (pickled `.ckpt` files are refused), or a hub id. Device, dtype and sampling scheduler are
 chosen here too, so every stage makes the same choice.
 """
 
@@ -178,7 +178,10 @@ def load_pipeline(source: str, *, model: Model | None = None, device: torch.devi
         pipe.unload_lora_weights()  # fused: keep the merged weights, drop the adapter layers
         return pipe
 
-    if path.is_file() and path.suffix in (".safetensors", ".ckpt"):
+    if path.is_file() and path.suffix in (".ckpt", ".pt", ".pth", ".bin"):
+        raise ModelError(f"{path}: a pickled checkpoint, which can run code when loaded; boothline loads weights "
+                         "from safetensors only (convert it once, e.g. with diffusers' conversion scripts)")
+    if path.is_file() and path.suffix == ".safetensors":
         pipe = _load_single_file(path, model, dtype)
     elif path.is_dir():
         index = path / "model_index.json"

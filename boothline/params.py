@@ -79,7 +79,7 @@ class Model(Section):
     @classmethod
     def _base_not_blank(cls, v: str) -> str:
         if not v.strip():
-            raise ValueError("must be 'builtin:tiny', a local diffusers directory, a .safetensors/.ckpt file or a hub id")
+            raise ValueError("must be 'builtin:tiny', a local diffusers directory, a .safetensors file or a hub id")
         return v.strip()
 
 

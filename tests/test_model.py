@@ -83,6 +83,9 @@ def test_missing_sources_fail_clearly(tmp_path):
         load_pipeline(str(tmp_path / "missing.safetensors"))
     with pytest.raises(ModelError, match="not a diffusers pipeline directory"):
         load_pipeline(str(tmp_path))
+    (tmp_path / "v1-5.ckpt").write_bytes(b"a pickle")
+    with pytest.raises(ModelError, match=r"v1-5.ckpt: a pickled checkpoint, .* from safetensors only"):
+        load_pipeline(str(tmp_path / "v1-5.ckpt"))
     with pytest.raises(ModelError, match="cannot load from the model hub"):
         load_pipeline("nobody-here/no-such-model")  # HF_HUB_OFFLINE=1: fails at once
 

@@ -104,7 +104,8 @@ def download_registered(uri: str, params: Params) -> tuple[str, str, str]:
     except MlflowException as err:
         raise ModelError(f"model {uri}: not found in the registry at {tracking_uri} ({err.message})") from None
     pinned = f"models:/{name}/{found.version}"
-    cache = REGISTRY_CACHE / name / f"v{found.version}"
+    # Keyed by the version's run too: a recreated registry, or another tracking URI, numbers versions afresh.
+    cache = REGISTRY_CACHE / name / f"v{found.version}-{(found.run_id or 'no-run')[:12]}"
     if not (cache / "MLmodel").is_file():
         with atomic_directory(cache) as tmp:
             downloaded = Path(mlflow.artifacts.download_artifacts(artifact_uri=pinned, dst_path=str(tmp)))

@@ -89,7 +89,7 @@ def test_registered_model_alias_is_downloaded_once_and_pinned(params, workdir):
     resolved = resolve_model("models:/toys@champion", params())
     assert resolved.uri == "models:/toys/1" and resolved.version == "fp-9" and resolved.name == "toys"
     assert (workdir / resolved.source / "model_index.json").is_file()
-    assert resolved.source.startswith("data/cache/registry/toys/v1/")
+    assert resolved.source.startswith("data/cache/registry/toys/v1-")
     assert resolve_model("models:/toys/1", params()).source == resolved.source  # cached, not downloaded again
     with pytest.raises(ModelError, match="not found in the registry"):
         resolve_model("models:/toys@nobody", params())

@@ -9,6 +9,7 @@ here, inside the function that needs it: rendering never imports it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -23,6 +24,7 @@ from boothline.params import Params
 
 TRAINED_MODEL = Path("data/model")
 REGISTRY_CACHE = Path("data/cache/registry")
+HASH_CACHE = Path("data/cache/weight-hashes")
 REGISTERED = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))")
 PIPELINE_ARTIFACT_KEY = "pipeline"  # the registered pyfunc's artifact holding the model directory
 UNET_WEIGHTS = "unet/diffusion_pytorch_model*.safetensors"
@@ -147,8 +149,12 @@ def weights_file(source: str, card: dict | None, base_params: Params | None) -> 
 
 
 def model_hash(weights: Path, root: Path) -> str:
-    """Short sha256 of a weights file, cached beside the model `root` keyed by size and mtime."""
-    cache = root.parent / f".{root.name}.sha256.json"
+    """Short sha256 of a weights file, cached beside the model `root` keyed by size and mtime (for a model in
+    the Hugging Face cache, under data/cache/: a file among its snapshots makes its cache scanner fail)."""
+    if root.parent.name == "snapshots":
+        cache = HASH_CACHE / f"{hashlib.sha256(str(root).encode()).hexdigest()[:16]}.sha256.json"
+    else:
+        cache = root.parent / f".{root.name}.sha256.json"
     stat = weights.stat()
     key = {"file": weights.relative_to(root).as_posix(), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     try:

@@ -54,6 +54,17 @@ def test_model_hash_is_cached_beside_the_model_until_the_file_changes(params, wo
     assert resolve_model(None, p).hash == first and len(calls) == 1
 
 
+def test_hashes_of_hub_models_stay_out_of_the_hugging_face_cache(workdir):
+    snapshot = workdir / "hf/models--org--name/snapshots/0123abc"
+    weights = snapshot / "unet/diffusion_pytorch_model.safetensors"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"weights")
+    first = model_uri.model_hash(weights, snapshot)
+    assert [p.name for p in snapshot.parent.iterdir()] == ["0123abc"]  # nothing beside the snapshot
+    assert len(list((workdir / "data/cache/weight-hashes").glob("*.sha256.json"))) == 1
+    assert model_uri.model_hash(weights, snapshot) == first
+
+
 def test_missing_model_is_a_clear_error(params, workdir):
     with pytest.raises(ModelError, match="no-such-dir: no such model directory"):
         resolve_model(str(workdir / "no-such-dir"), params())

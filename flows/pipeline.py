@@ -21,7 +21,7 @@ from prefect import Task, flow, task
 from boothline.params import Params, load_params
 from flows.gpu import GPU_TAG, ensure_gpu_limit
 from flows.retries import retry_if_transient
-from flows.stage_cache import StageInputs, outputs_present
+from flows.stage_cache import StageInputs, outputs_current, record_outputs, stage_key
 
 STAGES = ("validate", "priors", "train", "evaluate", "register", "generate")
 GPU_STAGES = frozenset({"priors", "train", "evaluate", "generate"})
@@ -37,7 +37,10 @@ def run_stage(stage: str, params: Params) -> dict:
 
 def stage_task(stage: str) -> Task:
     def run(params: Params) -> dict:
-        return run_stage(stage, params)
+        key = stage_key(stage, params)  # of the inputs as they were when the stage started
+        summary = run_stage(stage, params)
+        record_outputs(stage, key, params)
+        return summary
 
     run.__name__ = run.__qualname__ = stage  # the task's key: one per stage
     return task(run, name=stage, cache_policy=StageInputs(stage=stage), retries=RETRIES[stage],
@@ -59,8 +62,8 @@ def dreambooth_pipeline(params_file: str = "params.yaml", overrides: dict[str, A
     ensure_gpu_limit()
     summaries = {}
     for stage, stage_run in STAGE_TASKS.items():
-        # a stored result counts only while the stage's outputs are on disk; else run it and store anew
-        summaries[stage] = stage_run.with_options(refresh_cache=not outputs_present(stage, params))(params)
+        # a stored result counts only while the outputs on disk are the ones it made; else run and store anew
+        summaries[stage] = stage_run.with_options(refresh_cache=not outputs_current(stage, params))(params)
     return summaries
 
 

@@ -2,8 +2,9 @@
 
 A stage's key hashes what dvc.yaml declares the stage depends on: its command, the values of the params keys
 it lists (after the flow's overrides) and the contents of its deps (code and data, files or whole
-directories). A stored result only counts while the stage's outputs are still on disk: the flow asks
-`outputs_present` and refreshes the cache of a stage whose outputs are gone, as `dvc repro` would rerun it.
+directories). A stored result only counts while the stage's outputs on disk are the ones those inputs made:
+after each run the stage's key and output hashes are recorded (as dvc.lock does), and the flow asks
+`outputs_current`, refreshing the cache of a stage whose outputs are gone or came from other inputs.
 
 Paths resolve from the project directory (the cwd, where params.yaml and data/ live), except deps inside the
 code packages (stages/, boothline/, flows/), which are hashed where the running code was imported from.
@@ -24,7 +25,7 @@ import yaml
 from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
 
-from boothline.files import sha256_file
+from boothline.files import atomic_write_text, sha256_file
 from boothline.params import Params
 
 CODE_ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +33,7 @@ CODE_PACKAGES = ("boothline", "stages", "flows")
 DVC_FILE = "dvc.yaml"
 DEFAULT_PARAMS_FILE = "params.yaml"
 INTERPOLATION = re.compile(r"\$\{\s*([^}\s]+)\s*\}")
+OUTPUTS_RECORD = Path("data/cache/prefect-stage-outputs.json")  # which inputs made the outputs on disk
 log = logging.getLogger(__name__)
 
 
@@ -143,13 +145,37 @@ def stage_key(stage: str, params: Params, declarations: dict[str, StageDeclarati
     return f"{stage}-{hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()}"
 
 
-def outputs_present(stage: str, params: Params) -> bool:
-    """Whether every output dvc.yaml declares for the stage exists (a stage it does not declare: False)."""
+def output_hashes(stage: str, params: Params) -> dict[str, str] | None:
+    """The content hash of every output dvc.yaml declares for the stage (None: not declared)."""
     declaration = read_declarations().get(stage)
     if declaration is None:
-        return False
+        return None
     values = params.model_dump(mode="json")
-    return all(Path(interpolate(out, values)).exists() for out in declaration.outputs)
+    return {out: content_hash(Path(interpolate(out, values))) for out in declaration.outputs}
+
+
+def _records() -> dict[str, dict]:
+    try:
+        return json.loads(OUTPUTS_RECORD.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def record_outputs(stage: str, key: str | None, params: Params) -> None:
+    """After a stage ran: the inputs' key and the outputs it left, as dvc.lock records them for `dvc repro`."""
+    records = _records()
+    records[stage] = {"key": key, "outputs": output_hashes(stage, params)}
+    atomic_write_text(OUTPUTS_RECORD, json.dumps(records, indent=2, sort_keys=True) + "\n")
+
+
+def outputs_current(stage: str, params: Params) -> bool:
+    """Whether the stage's outputs on disk are the ones its present inputs produced. A stored result alone is
+    not enough: after runs with other params (or `dvc repro`), the files may come from other inputs."""
+    outputs = output_hashes(stage, params)
+    if outputs is None or "missing" in outputs.values():
+        return False
+    record = _records().get(stage) or {}
+    return record.get("key") == stage_key(stage, params) and record.get("outputs") == outputs
 
 
 @dataclass

@@ -198,6 +198,21 @@ def test_cache_key_follows_what_dvc_yaml_says_a_stage_reads(workdir, params):
     assert stage_key("validate", base) != validate_key  # a changed photo is a changed input
 
 
+def test_stored_results_count_only_for_the_outputs_their_inputs_made(workdir, params):
+    """Run with P1, then P2, then P1 again: the outputs on disk are P2's, so P1's stored result must not count."""
+    from flows.stage_cache import outputs_current, record_outputs, stage_key
+    from stages import validate
+
+    p1, p2 = params(), params({"subject": {"max_images": 19}})
+    assert not outputs_current("validate", p1)  # nothing on disk
+    for p in (p1, p2):
+        validate.run(p)
+        record_outputs("validate", stage_key("validate", p), p)
+    assert outputs_current("validate", p2) and not outputs_current("validate", p1)
+    Path("data/validated/report.json").write_text("{}")  # changed by hand (or by `dvc repro`)
+    assert not outputs_current("validate", p2)
+
+
 def test_gpu_limit_is_created_once_and_never_overwritten(prefect_client):
     from flows.gpu import GPU_TAG, ensure_gpu_limit
 

@@ -85,14 +85,22 @@ def test_relative_paths_stay_relative_to_cwd(tmp_path):
     assert str(parse_params(data).subject.instance_dir) == "photos/rex"
 
 
-def test_cuda_graph_compile_modes_refuse_gradient_accumulation():
+@pytest.mark.parametrize(("section", "refused", "message", "accepted"), [
+    # A CUDA graph's next replay overwrites the gradients accumulation would add to.
+    ("train", {"compile": True, "compile_mode": "reduce-overhead", "gradient_accumulation_steps": 2},
+     r"train.compile_mode = 'reduce-overhead' captures CUDA graphs, which cannot accumulate .* "
+     r"train.gradient_accumulation_steps = 1 \(got 2\)", {"compile_mode": "max-autotune-no-cudagraphs"}),
+    ("train", {"lr_scheduler": "constant", "lr_warmup_steps": 100},
+     r"train.lr_warmup_steps = 100 has no effect with train.lr_scheduler = 'constant': use 'constant_with_warmup'",
+     {"lr_scheduler": "constant_with_warmup"}),
+])
+def test_settings_that_cannot_work_together_are_refused(section, refused, message, accepted):
     data = shipped()
-    data["train"].update(compile=True, compile_mode="reduce-overhead", gradient_accumulation_steps=2)
-    with pytest.raises(ParamsError, match=r"train.compile_mode = 'reduce-overhead' captures CUDA graphs, which "
-                                          r"cannot accumulate .* train.gradient_accumulation_steps = 1 \(got 2\)"):
+    data[section].update(refused)
+    with pytest.raises(ParamsError, match=message):
         parse_params(data, "params.yaml")
-    data["train"]["compile_mode"] = "max-autotune-no-cudagraphs"
-    assert parse_params(data, "params.yaml").train.gradient_accumulation_steps == 2
+    data[section].update(accepted)
+    parse_params(data, "params.yaml")
 
 
 def test_deterministic_runs_refuse_compiled_kernels():
@@ -104,16 +112,6 @@ def test_deterministic_runs_refuse_compiled_kernels():
         parse_params(data, "params.yaml")
     data["train"]["compile"] = False
     assert parse_params(data, "params.yaml").model.deterministic
-
-
-def test_warmup_steps_need_a_schedule_that_warms_up():
-    data = shipped()
-    data["train"].update(lr_scheduler="constant", lr_warmup_steps=100)
-    with pytest.raises(ParamsError, match=r"train.lr_warmup_steps = 100 has no effect with train.lr_scheduler = "
-                                          r"'constant': use 'constant_with_warmup'"):
-        parse_params(data, "params.yaml")
-    data["train"]["lr_scheduler"] = "constant_with_warmup"
-    assert parse_params(data, "params.yaml").train.lr_warmup_steps == 100
 
 
 def test_seeds_stay_in_the_range_image_tools_and_the_history_hold():

@@ -84,6 +84,8 @@ def inspect_file(path: Path, root: Path) -> dict | str:
                     return f"decompression bomb guard: {w}x{h} is {w * h / 1e6:.0f} MP, over {MAX_PIXELS / 1e6:.0f} MP"
                 if fmt not in SUPPORTED_FORMATS:
                     return f"unsupported format {fmt} (supported: {', '.join(SUPPORTED_FORMATS)})"
+                if mode == "F":  # float pixels have no agreed range: converting them to RGB turns most images black
+                    return "32-bit float pixels (mode F) are not supported; save it with 8 or 16 bits per channel"
                 im.load()  # decodes every byte: truncated or corrupt data fails here
                 try:
                     oriented = ImageOps.exif_transpose(im)

@@ -104,6 +104,11 @@ def test_symlink_outside_subject_dir(workdir, capsys, tmp_path_factory):
     rejects(capsys, f"{DEMO}/link.png", "resolves outside data/subjects/demo")
 
 
+def test_float_tiff_is_refused(workdir, capsys):
+    photo(workdir / DEMO / "scan.tif", mode="F", color=0.5)
+    rejects(capsys, f"{DEMO}/scan.tif", "32-bit float pixels (mode F) are not supported")
+
+
 def test_symlink_loop(workdir, capsys):
     os.symlink("loop.png", workdir / DEMO / "loop.png")
     rejects(capsys, f"{DEMO}/loop.png", "broken symlink (its target is missing or loops back)")

@@ -2,8 +2,8 @@
 
 A source is `builtin:tiny` (built offline, saved, then loaded like any directory), a local diffusers
 directory, a boothline model directory (a full fine-tune, or a LoRA adapter plus a pointer to its base),
-a single-file `.safetensors` checkpoint (pickled `.ckpt` files are refused), or a hub id. Device, dtype and sampling scheduler are
-chosen here too, so every stage makes the same choice.
+a single-file `.safetensors` checkpoint (pickled `.ckpt` files are refused), or a hub id. Device, dtype
+and sampling scheduler are chosen here too, so every stage makes the same choice.
 """
 
 from __future__ import annotations

@@ -103,7 +103,8 @@ def inspect_file(path: Path, root: Path) -> dict | str:
 
 
 def check_folder(root: Path, *, min_side: int, allow_upscale: bool, min_images: int, max_images: int) -> FolderCheck:
-    """Inspect every file under `root` (hidden files and folders skipped) and apply the manifest rules to all of them."""
+    """Inspect every file under `root` (hidden files and folders skipped) and apply the manifest rules to all
+    of them."""
     root = Path(root)
     if not root.is_dir():
         return FolderCheck(pd.DataFrame(columns=list(Manifest.to_schema().columns)), {str(root): "no such directory"})

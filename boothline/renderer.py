@@ -18,6 +18,7 @@ from boothline.params import Model
 from boothline.prompts import token_overflow
 from boothline.sampling import Request, render_batch
 
+
 class Renderer:
     def __init__(self, model: ResolvedModel, settings: Model, device: torch.device | None = None,
                  dtype: str | None = None):

@@ -78,8 +78,8 @@ def run(params: Params) -> dict:
     # Fixed batches of the whole plan: a resumed run renders each image in the same batch shape as an
     # uninterrupted one (the shape changes the last bits), re-rendering the finished mates of a missing one.
     size = params.priors.batch_size
-    todo = [i for start in range(0, n_generated, size) if missing & set(range(start, start + size))
-            for i in range(start, min(start + size, n_generated))]
+    batches = [range(start, min(start + size, n_generated)) for start in range(0, n_generated, size)]
+    todo = [i for batch in batches if not missing.isdisjoint(batch) for i in batch]
     log.info("%d class images: %d supplied, %d cached, %d to render", params.priors.num_images, len(user),
              n_generated - len(missing), len(missing))
 

@@ -117,7 +117,8 @@ def test_deterministic_runs_refuse_compiled_kernels():
 def test_seeds_stay_in_the_range_image_tools_and_the_history_hold():
     data = shipped()
     data["generate"]["seed"] = 2**40
-    with pytest.raises(ParamsError, match=r"generate.seed = 1099511627776: Input should be less than or equal to 4294967295"):
+    with pytest.raises(ParamsError, match=r"generate.seed = 1099511627776: Input should be less than or equal to "
+                                          r"4294967295"):
         parse_params(data, "params.yaml")
     data["generate"].update(seed=0, seeds=[1, 2**40])
     with pytest.raises(ParamsError, match=r"each seed between 0 and 4294967295"):

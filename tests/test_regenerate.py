@@ -62,7 +62,8 @@ def test_regenerate_refuses_another_device_kind_and_unknown_formats(params, work
     p = params({"generate": {**SMALL, "seeds": 1}})
     run_job(build_job(p))
     (image_id,) = read_history(p.generate.history_dir).image_id
-    with pytest.raises(StageError, match=r"x.tiff: unknown image format '.tiff' \(use one of .png, .jpg, .jpeg, .webp\)"):
+    with pytest.raises(StageError, match=r"x.tiff: unknown image format '.tiff' "
+                                         r"\(use one of .png, .jpg, .jpeg, .webp\)"):
         regenerate(image_id, p, out="x.tiff")
     assert regenerate(image_id, p, out="again.jpeg")["file"] == "again.jpeg"
     assert Image.open("again.jpeg").format == "JPEG"

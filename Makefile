@@ -3,24 +3,38 @@
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
 GIT_ID := -c user.name=boothline -c user.email=boothline@localhost
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export TRANSFORMERS_VERBOSITY := error
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: install run test repo clean
+.PHONY: install install-test lock run test repo clean
 
-# torch first, pinned to the CPU wheel: a bare range would resolve to the multi-GB CUDA build.
-$(STAMP): pyproject.toml
+# Every installed version comes from a lock (requirements/*.txt, made by `make lock`): run.txt for the
+# pipeline, test.txt for it plus the tests and the dask/ray extras, with the same versions. --no-deps: the
+# lock is the whole environment; hashes: what installs is byte for byte what was tested. torch is the
+# local +cpu wheel here (pip's find-links); pip's own configuration is what reaches the registry.
+$(VENV)/.installed-%: pyproject.toml requirements/%.txt
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e .
-	touch $(STAMP)
+	$(PY) -m pip install -q --no-deps --require-hashes -r requirements/$*.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
+	touch $@
 
-install: $(STAMP)
+install: $(VENV)/.installed-run
+install-test: $(VENV)/.installed-test
+
+# Re-resolves pyproject.toml (plus requirements/lock.in) to the newest versions the registry serves.
+# Commit a new lock only after `make test` passes on it.
+LOCK_VENV := .venv-lock
+PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile -q --upgrade --generate-hashes \
+	--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
+lock:
+	test -x $(LOCK_VENV)/bin/pip-compile || { python3 -m venv $(LOCK_VENV) && \
+		$(LOCK_VENV)/bin/pip install -q pip==26.3 pip-tools==7.6.2; }
+	$(PIP_COMPILE) --extra dask --extra ray --extra test -o requirements/test.txt pyproject.toml requirements/lock.in
+	$(PIP_COMPILE) -c requirements/test.txt -o requirements/run.txt pyproject.toml requirements/lock.in
 
 # dvc repro needs a git + DVC repository; a fresh copy without history gets one (and a first commit).
 repo: install
@@ -32,7 +46,7 @@ repo: install
 run: repo
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} dvc repro
 
-test: install
+test: install-test
 	$(PY) -m pytest
 
 clean:

@@ -28,7 +28,7 @@ import torch
 
 from boothline.entry import StageError
 from boothline.files import atomic_directory
-from boothline.model import ModelError, base_model_id, load_pipeline
+from boothline.model import ModelError, base_model_id, check_lora_support, load_pipeline
 from boothline.params import Lora, Params
 from boothline.trainable import TEXT_ENCODER, UNET, add_lora_adapters, load_trainable_state
 
@@ -269,6 +269,8 @@ def load_checkpoint_pipeline(checkpoint_dir: str | Path, params: Params, device:
     if state["base_id"] != base_model_id(params.model):
         raise ModelError(f"{path}: was trained from {state['base_id']}, not from model.base = "
                          f"{base_model_id(params.model)}")
+    if state.get("lora"):
+        check_lora_support(f"{path} (a LoRA checkpoint)", on_text_encoder=state["train_text_encoder"])
     pipe = load_pipeline(params.model.base, model=params.model, scheduler=params.model.scheduler)
     lora = Lora.model_validate(state["lora"]) if state.get("lora") else None
     models = {UNET: pipe.unet}

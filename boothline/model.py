@@ -56,6 +56,32 @@ class ModelError(ValueError):
     """A base or trained model that cannot be loaded; the message says which and why."""
 
 
+def check_lora_support(setting: str, on_text_encoder: bool) -> None:
+    """LoRA goes through peft, called by diffusers (UNet) and by transformers (text encoder), each of which
+    refuses a peft older than its own minimum; say so in one line before any model loads."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import diffusers.utils.constants
+
+    needs = [("diffusers", diffusers.utils.constants.MIN_PEFT_VERSION)]
+    if on_text_encoder:
+        import transformers.integrations.peft
+
+        needs.append(("transformers", transformers.integrations.peft.MIN_PEFT_VERSION))
+    try:
+        peft = version("peft")
+    except PackageNotFoundError:
+        raise ModelError(f"{setting} needs the peft package, which is not installed: `make install` "
+                         "(or `pip install peft`)") from None
+    from packaging.version import Version
+
+    for package, minimum in needs:
+        if Version(peft) < Version(minimum):
+            raise ModelError(f"{setting}: {package} {version(package)} needs peft >= {minimum}, but peft {peft} is "
+                             f"installed; `make install` installs versions that work together "
+                             f"(requirements/run.txt), or install a {package} release that takes peft {peft}")
+
+
 def pick_device(preference: str = "auto") -> torch.device:
     if preference == "auto":
         if torch.cuda.is_available():
@@ -118,6 +144,16 @@ def resolve_source(source: str, tiny_dir: Path = TINY_DIR) -> str:
     return source
 
 
+def adapts_text_encoder(lora_weights: Path) -> bool:
+    """Whether a diffusers-format LoRA file holds text-encoder weights (read from its header alone)."""
+    from safetensors import safe_open
+
+    if not lora_weights.is_file():
+        return False  # load_lora_weights names the missing file
+    with safe_open(str(lora_weights), "pt") as weights:
+        return any(key.startswith("text_encoder.") for key in weights.keys())
+
+
 def read_model_card(directory: str | Path) -> dict | None:
     card = Path(directory) / MODEL_CARD
     return json.loads(card.read_text()) if card.is_file() else None
@@ -171,9 +207,11 @@ def load_pipeline(source: str, *, model: Model | None = None, device: torch.devi
 
     card = read_model_card(path) if path.is_dir() else None
     if card and card.get("kind") == "lora":
+        weights = path / card.get("weights", "pytorch_lora_weights.safetensors")
+        check_lora_support(f"{path} (a LoRA model)", on_text_encoder=adapts_text_encoder(weights))
         base = Model(base=card["base"], **card.get("base_settings", {}))
         pipe = load_pipeline(base.base, model=base, device=device, dtype=dtype, scheduler=scheduler, tiny_dir=tiny_dir)
-        pipe.load_lora_weights(str(path), weight_name=card.get("weights", "pytorch_lora_weights.safetensors"))
+        pipe.load_lora_weights(str(path), weight_name=weights.name)
         pipe.fuse_lora(lora_scale=card.get("scale", 1.0))
         pipe.unload_lora_weights()  # fused: keep the merged weights, drop the adapter layers
         return pipe

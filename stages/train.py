@@ -32,7 +32,7 @@ from boothline.dreambooth import LossTerms, Objective, loss_terms, step_generato
 from boothline.entry import StageError, run_stage
 from boothline.files import atomic_write_text, remove_stale_temps, sha256_file
 from boothline.images import load_rgb
-from boothline.model import load_pipeline, stage_device
+from boothline.model import check_lora_support, load_pipeline, stage_device
 from boothline.params import Params, Train
 from boothline.master_weights import MasterWeights
 from boothline.train_metrics import LossReadback, MetricsLog
@@ -94,6 +94,8 @@ def check_settings(train: Train, device: torch.device) -> None:
         raise StageError(f"train.validate_every = {train.validate_every} but train.validation_prompts is empty: "
                          "list at least one prompt, or set validate_every: 0")
     check_optimizer_available(train)
+    if train.lora.enabled:
+        check_lora_support("train.lora.enabled = true", on_text_encoder=train.train_text_encoder)
 
 
 @dataclass

@@ -261,6 +261,31 @@ def test_unusable_settings_stop_before_any_work(trainable, params, monkeypatch, 
     assert not Path("data/checkpoints").exists()
 
 
+def test_lora_with_a_peft_the_libraries_refuse_stops_in_one_line_before_any_work(trainable, write_params,
+                                                                                monkeypatch, capsys):
+    """As with transformers 5.24 (it needs peft >= 0.22, newer than any released) beside peft 0.21."""
+    from importlib.metadata import version
+
+    import transformers.integrations.peft
+
+    from boothline.entry import run_stage
+    from boothline.model import check_lora_support
+    from stages import train
+
+    check_lora_support("train.lora.enabled = true", on_text_encoder=True)  # the lock's versions work together
+    monkeypatch.setattr(transformers.integrations.peft, "MIN_PEFT_VERSION", "99.0")
+    check_lora_support("train.lora.enabled = true", on_text_encoder=False)  # a UNet-only LoRA needs diffusers only
+    path = write_params({"train": {"lora": {"enabled": True}, "train_text_encoder": True}})
+    assert run_stage("train", train.run, ["--params", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.splitlines()[-1] == (
+        f"train.lora.enabled = true: transformers {version('transformers')} needs peft >= 99.0, but peft "
+        f"{version('peft')} is installed; `make install` installs versions that work together "
+        "(requirements/run.txt), or install a transformers release that takes peft " + version("peft"))
+    assert not Path("data/checkpoints").exists()
+
+
 def test_missing_inputs_name_the_stage_to_run(workdir, params):
     from stages import train
 

@@ -10,10 +10,15 @@ the job's relative paths (data/jobs/, data/history/, the model) from their own w
 them in the project directory, on storage every worker shares. Dask starts its workers with one torch
 thread (OMP_NUM_THREADS=1); on CPU, float sums and so pixels depend on the thread count, so their images
 have the same ids and files as a local run but may differ from it in the last bits.
+
+On a cluster a shard of a job that renders on CUDA asks for one GPU (Dask: the worker resource `GPU`, so
+start GPU workers with `--resources GPU=1`, one per GPU; Ray: `num_gpus=1`), so two shards never share a
+GPU; a CPU job asks for none (`gpu_per_shard` overrides either way).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +30,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from boothline.jobs import finalize_job, prepare_job, render_shard
 from boothline.jobspec import Job, build_job
+from boothline.model import render_numerics
 from boothline.params import ParamsError, load_params
 from flows.gpu import GPU_TAG, ensure_gpu_limit
 from flows.retries import retry_if_transient
@@ -32,8 +38,9 @@ from flows.retries import retry_if_transient
 TaskRunnerName = Literal["threads", "dask", "ray"]
 
 
-def make_task_runner(name: str, cluster_address: str | None = None) -> TaskRunner:
-    """threads: this machine. dask / ray: a new local cluster, or the running one at `cluster_address`."""
+def make_task_runner(name: str, cluster_address: str | None = None, gpu_shards: bool = False) -> TaskRunner:
+    """threads: this machine. dask / ray: a new local cluster on loopback, or the running one at
+    `cluster_address`. A new local Dask cluster for GPU shards has one worker per visible GPU."""
     if name == "threads":
         return ThreadPoolTaskRunner()
     if name == "dask":
@@ -41,7 +48,12 @@ def make_task_runner(name: str, cluster_address: str | None = None) -> TaskRunne
             from prefect_dask import DaskTaskRunner
         except ImportError:
             raise ParamsError("task_runner 'dask' needs the optional extra: pip install 'boothline[dask]'") from None
-        return DaskTaskRunner(address=cluster_address) if cluster_address else DaskTaskRunner()
+        if cluster_address:
+            return DaskTaskRunner(address=cluster_address)
+        cluster = {"host": "127.0.0.1", "dashboard_address": None}
+        if gpu_shards:
+            cluster.update(n_workers=visible_gpus(), threads_per_worker=1, resources={"GPU": 1})
+        return DaskTaskRunner(cluster_kwargs=cluster)
     if name == "ray":
         try:
             from prefect_ray import RayTaskRunner
@@ -49,6 +61,33 @@ def make_task_runner(name: str, cluster_address: str | None = None) -> TaskRunne
             raise ParamsError("task_runner 'ray' needs the optional extra: pip install 'boothline[ray]'") from None
         return RayTaskRunner(address=cluster_address) if cluster_address else RayTaskRunner()
     raise ParamsError(f"task_runner = {name!r}: choose threads, dask or ray")
+
+
+def visible_gpus() -> int:
+    import torch
+
+    if not torch.cuda.device_count():
+        raise ParamsError("the job's shards each need a GPU, and this machine has none for a local cluster: "
+                          "pass the cluster_address of a cluster that has GPU workers")
+    return torch.cuda.device_count()
+
+
+def shard_needs_gpu(job: Job, asked: bool | None) -> bool:
+    """Whether each shard reserves a GPU on a cluster: by default when the job renders on CUDA."""
+    return asked if asked is not None else render_numerics(job.model_settings)[1] == "cuda"
+
+
+def shard_resources(task_runner: str, gpu: bool) -> contextlib.AbstractContextManager:
+    """What shards submitted inside this context ask their cluster for: one GPU each, or nothing."""
+    if not gpu or task_runner == "threads":
+        return contextlib.nullcontext()  # on this machine the `gpu` tag limit keeps shards apart
+    if task_runner == "dask":
+        import dask
+
+        return dask.annotate(resources={"GPU": 1})
+    from prefect_ray.context import remote_options
+
+    return remote_options(num_gpus=1)
 
 
 # No Prefect cache: a rerun of a job already skips every image on disk (and logs any it had not logged).
@@ -92,13 +131,15 @@ def summary_markdown(summary: dict, wall_seconds: float) -> str:
 def batch_generate(prompts: list[str] | None = None, styles: list[str] | str | None = None,
                    seeds: int | list[int] | None = None, model: str | None = None, job_file: str | None = None,
                    settings: dict[str, Any] | None = None, shards: int = 1, task_runner: TaskRunnerName = "threads",
-                   cluster_address: str | None = None, params_file: str = "params.yaml") -> dict:
+                   cluster_address: str | None = None, gpu_per_shard: bool | None = None,
+                   params_file: str = "params.yaml") -> dict:
     """Render a job into data/jobs/<job-id>/ and log every image; returns the job summary.
 
     prompts, styles ("all" or names), seeds (a count or a list), model (a directory, builtin:tiny, a hub id or
     models:/<name>@<alias>): override the job file, which overrides params.yaml's `generate` section.
     settings: any other `generate` keys, e.g. {"steps": 30, "sweep": {"guidance": [5, 7.5]}}.
-    shards: how many tasks share the job; task_runner and cluster_address: where they run.
+    shards: how many tasks share the job; task_runner and cluster_address: where they run; gpu_per_shard:
+    whether each shard reserves one GPU on a cluster (default: when the job renders on CUDA).
     """
     if shards < 1:
         raise ParamsError(f"shards = {shards}: must be at least 1")
@@ -106,11 +147,12 @@ def batch_generate(prompts: list[str] | None = None, styles: list[str] | str | N
     job = build_job(params, job_file=job_file, overrides=job_overrides(prompts, styles, seeds, model, settings))
     num_shards = min(shards, len(job.batches()))  # a shard smaller than one batch would have nothing to do
     print(f"{job.job_id}: {len(job.images)} images with {job.model.uri} in {num_shards} shard(s) on {task_runner}")
-    runner = make_task_runner(task_runner, cluster_address)
+    gpu = shard_needs_gpu(job, gpu_per_shard)
+    runner = make_task_runner(task_runner, cluster_address, gpu)
     ensure_gpu_limit()
     prepare_job(job)
     start = time.perf_counter()
-    with runner:
+    with runner, shard_resources(task_runner, gpu):
         futures = [runner.submit(render_shard_task, {"job": job, "shard_index": i, "num_shards": num_shards})
                    for i in range(num_shards)]
         results = [future.result() for future in futures]

@@ -108,19 +108,87 @@ def test_unknown_style_fails_before_rendering(prefect_server, prefect_client, tm
     assert not (project / "data/jobs").exists()
 
 
-def test_dask_cluster_renders_the_same_image_set(batch_runs, prefect_client, tmp_path, tiny_dir):
-    pytest.importorskip("prefect_dask")  # the optional extra: pip install 'boothline[dask]'
+def shard_requests_plugin(scheduler):
+    """A Dask scheduler plugin recording the resources each task asked for when it was scheduled."""
+    from distributed.diagnostics.plugin import SchedulerPlugin
+
+    class ShardRequests(SchedulerPlugin):
+        name = "boothline-shard-requests"
+
+        def __init__(self):
+            self.scheduler, self.seen = scheduler, []
+
+        def transition(self, key, start, finish, *args, **kwargs):
+            task = self.scheduler.tasks.get(key)
+            if finish == "processing" and task is not None:
+                self.seen.append((str(key), dict(task.resource_restrictions or {})))
+
+    return ShardRequests()
+
+
+def test_dask_cluster_on_loopback_gives_each_shard_a_gpu_and_the_same_images(batch_runs, prefect_client, tmp_path,
+                                                                             tiny_dir):
+    """A cluster as GPU users start it (`dask worker --resources GPU=1`, one per GPU), here with two CPU
+    workers; the shards reserve one GPU each, so two never share one."""
+    from distributed import LocalCluster
+
     from flows.batch import batch_generate
 
     project = make_project(tmp_path / "project", tiny_dir)
-    with contextlib.chdir(project):  # the local cluster's workers start here, so they share the project
-        state = batch_generate(**JOB, shards=2, task_runner="dask", return_state=True)
+    with contextlib.chdir(project):  # the workers start here, so they share the project
+        with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
+                          resources={"GPU": 1}) as cluster:
+            requests = shard_requests_plugin(cluster.scheduler)
+            cluster.scheduler.add_plugin(requests)
+            state = batch_generate(**JOB, shards=2, task_runner="dask", cluster_address=cluster.scheduler_address,
+                                   gpu_per_shard=True, return_state=True)
+    assert [asked for _, asked in requests.seen] == [{"GPU": 1}, {"GPU": 1}], requests.seen
     # Same image ids and files; not the same bytes: Dask workers run torch with one thread, and CPU float
     # sums (so pixels) depend on the thread count.
     assert state.result()["files"] == batch_runs.single_state.result()["files"]
     assert all((project / file).is_file() for file in state.result()["files"].values())
     shards = task_runs_of(prefect_client, state.state_details.flow_run_id)
     assert sorted(run.name for run in shards) == ["render-shard-0", "render-shard-1"]
+
+
+def test_ray_gives_each_shard_a_gpu_and_renders_the_same_images(batch_runs, tmp_path, tiny_dir):
+    """A local Ray instance (two CPUs, two GPUs declared, as `ray start --num-gpus` does on a GPU node)."""
+    import ray
+    from ray.util.state import list_tasks
+
+    from flows.batch import batch_generate
+
+    project = make_project(tmp_path / "project", tiny_dir)
+    with contextlib.chdir(project):  # Ray's workers start here
+        ray.init(num_cpus=2, num_gpus=2, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False)
+        try:
+            state = batch_generate(**JOB, shards=2, task_runner="ray", gpu_per_shard=True, return_state=True)
+            shards = list_tasks(filters=[("name", "=", "render-shard")], detail=True)
+        finally:
+            ray.shutdown()
+    assert state.result()["files"] == batch_runs.single_state.result()["files"]
+    assert all((project / file).is_file() for file in state.result()["files"].values())
+    assert len(shards) == 2 and all(task.required_resources.get("GPU") == 1 for task in shards)
+
+
+def test_shards_ask_for_a_gpu_only_when_the_job_renders_on_cuda(tmp_path, tiny_dir, monkeypatch):
+    import flows.batch
+    from boothline.params import ParamsError
+    from boothline.jobspec import build_job
+    from boothline.params import load_params
+    from flows.batch import job_overrides, make_task_runner, shard_needs_gpu, shard_resources
+
+    project = make_project(tmp_path / "project", tiny_dir)
+    with contextlib.chdir(project):
+        job = build_job(load_params("params.yaml"), overrides=job_overrides(model=None, **JOB))
+    assert shard_needs_gpu(job, None) is False  # renders on this CPU
+    monkeypatch.setattr(flows.batch, "render_numerics", lambda settings: ("fp16", "cuda"))
+    assert shard_needs_gpu(job, None) is True and shard_needs_gpu(job, False) is False
+    assert isinstance(shard_resources("threads", True), contextlib.nullcontext)
+    runner = make_task_runner("dask")
+    assert runner.cluster_kwargs["host"] == "127.0.0.1"  # a new local cluster stays on loopback
+    with pytest.raises(ParamsError, match="cluster_address"):
+        make_task_runner("dask", gpu_shards=True)  # no GPU here for a local GPU cluster
 
 
 def test_cluster_task_runners_are_optional_extras():

@@ -1,7 +1,8 @@
 #!/bin/bash
 # One GPU benchmark table per call on a lent device (BENCHMARKS.md, "Reproducing the GPU tables"):
 #   bash benchmarks/device.sh TABLE   (training, training-lora, generation, time-to-model, time-to-model-eager, anchors)
-# The device has torch, transformers, accelerate and peft; the rest travels as wheels in .whl/ (carried).
+# The device has torch, transformers, accelerate and peft; the rest travels as wheels in .whl/ (carried),
+# made by `python benchmarks/device_wheels.py` at the lock's versions.
 # JSON lines go to stdout and to $OUT/<table>.jsonl. Not yet run on a device (no GPU in the session that wrote it).
 set -uo pipefail
 table=${1:?usage: benchmarks/device.sh TABLE (see the first lines of this file)}

@@ -60,3 +60,18 @@ def test_a_project_starts_from_the_carried_compile_cache_and_saves_back_only_whe
         (CACHE_DIR / "train.bin").write_bytes(b"half written")
         raise RuntimeError("the run failed")
     assert (carried / "train.bin").read_bytes() == b"from an earlier call"
+
+
+def test_device_wheels_are_the_locks_entries():
+    """The wheels a device session carries are the lock's versions, with its hashes, for the device's CPython."""
+    done = subprocess.run([sys.executable, "benchmarks/device_wheels.py", "--print"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    lock = (REPO / "requirements/test.txt").read_text()
+    assert [line.split("==")[0] for line in lines] == ["diffusers", "importlib-metadata", "pydantic", "pydantic-core",
+                                                       "annotated-types", "typing-inspection", "pandera", "typeguard"]
+    for line in lines:
+        pin, *hashes = line.split()
+        assert f"\n{pin} \\\n" in lock and hashes and all(h.startswith("--hash=sha256:") and h[7:] in lock
+                                                         for h in hashes)

@@ -19,6 +19,7 @@ GPU; a CPU job asks for none (`gpu_per_shard` overrides either way).
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -75,6 +76,19 @@ def visible_gpus() -> int:
 def shard_needs_gpu(job: Job, asked: bool | None) -> bool:
     """Whether each shard reserves a GPU on a cluster: by default when the job renders on CUDA."""
     return asked if asked is not None else render_numerics(job.model_settings)[1] == "cuda"
+
+
+@contextlib.contextmanager
+def environment_kept():
+    """Dask's local cluster sets OMP_NUM_THREADS=1, PYTHONHASHSEED and more in this process's environment for
+    its workers and never restores them: every later child process would inherit them (one torch thread
+    renders other pixels)."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def shard_resources(task_runner: str, gpu: bool) -> contextlib.AbstractContextManager:
@@ -152,7 +166,7 @@ def batch_generate(prompts: list[str] | None = None, styles: list[str] | str | N
     ensure_gpu_limit()
     prepare_job(job)
     start = time.perf_counter()
-    with runner, shard_resources(task_runner, gpu):
+    with environment_kept(), runner, shard_resources(task_runner, gpu):
         futures = [runner.submit(render_shard_task, {"job": job, "shard_index": i, "num_shards": num_shards})
                    for i in range(num_shards)]
         results = [future.result() for future in futures]

@@ -126,8 +126,18 @@ def shard_requests_plugin(scheduler):
     return ShardRequests()
 
 
+@pytest.fixture
+def environment_after():
+    """Puts this process's environment back after a test's own cluster (Dask's sets OMP_NUM_THREADS=1 and
+    PYTHONHASHSEED for its workers), so later tests' subprocesses render with the same threads."""
+    from flows.batch import environment_kept
+
+    with environment_kept():
+        yield
+
+
 def test_dask_cluster_on_loopback_gives_each_shard_a_gpu_and_the_same_images(batch_runs, prefect_client, tmp_path,
-                                                                             tiny_dir):
+                                                                             tiny_dir, environment_after):
     """A cluster as GPU users start it (`dask worker --resources GPU=1`, one per GPU), here with two CPU
     workers; the shards reserve one GPU each, so two never share one."""
     from distributed import LocalCluster
@@ -151,7 +161,18 @@ def test_dask_cluster_on_loopback_gives_each_shard_a_gpu_and_the_same_images(bat
     assert sorted(run.name for run in shards) == ["render-shard-0", "render-shard-1"]
 
 
-def test_ray_gives_each_shard_a_gpu_and_renders_the_same_images(batch_runs, tmp_path, tiny_dir):
+def test_a_local_dask_cluster_of_the_flow_leaves_the_environment_as_it_was(batch_runs, tmp_path, tiny_dir):
+    from flows.batch import batch_generate
+
+    project = make_project(tmp_path / "project", tiny_dir)
+    before = dict(os.environ)
+    with contextlib.chdir(project):
+        state = batch_generate(**JOB, shards=2, task_runner="dask", return_state=True)
+    assert dict(os.environ) == before
+    assert state.result()["files"] == batch_runs.single_state.result()["files"]
+
+
+def test_ray_gives_each_shard_a_gpu_and_renders_the_same_images(batch_runs, tmp_path, tiny_dir, environment_after):
     """A local Ray instance (two CPUs, two GPUs declared, as `ray start --num-gpus` does on a GPU node)."""
     import ray
     from ray.util.state import list_tasks

@@ -72,7 +72,7 @@ def project(overrides: dict, compile_cache: Path | None = None) -> Iterator:
     """cwd = a fresh project with params.yaml + overrides, removed afterwards; yields the parsed Params.
     With `compile_cache`, the project's `data/cache/torch-compile/` starts as a copy of that folder and
     its bundles are copied back at the end."""
-    from boothline.compiling import CACHE_DIR
+    from boothline.paths import COMPILE_CACHE_DIR
     from boothline.params import deep_merge, load_params
 
     previous = Path.cwd()
@@ -86,11 +86,11 @@ def project(overrides: dict, compile_cache: Path | None = None) -> Iterator:
         params = deep_merge(params, overrides)
         (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         if compile_cache is not None and compile_cache.is_dir():
-            shutil.copytree(compile_cache, root / CACHE_DIR)
+            shutil.copytree(compile_cache, root / COMPILE_CACHE_DIR)
         os.chdir(root)
         yield load_params("params.yaml")
-        if compile_cache is not None and CACHE_DIR.is_dir():
-            shutil.copytree(CACHE_DIR, compile_cache, dirs_exist_ok=True)
+        if compile_cache is not None and COMPILE_CACHE_DIR.is_dir():
+            shutil.copytree(COMPILE_CACHE_DIR, compile_cache, dirs_exist_ok=True)
     finally:
         os.chdir(previous)
         shutil.rmtree(root, ignore_errors=True)

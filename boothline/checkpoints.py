@@ -29,10 +29,10 @@ import torch
 from boothline.entry import StageError
 from boothline.files import atomic_directory
 from boothline.model import ModelError, base_model_id, check_lora_support, load_pipeline
-from boothline.params import Lora, Params
+from boothline.params import Lora, Params, dotted
+from boothline.paths import CHECKPOINTS
 from boothline.trainable import TEXT_ENCODER, UNET, add_lora_adapters, load_trainable_state
 
-CHECKPOINTS = Path("data/checkpoints")
 FORMAT = 1
 STATE = "state.json"
 WEIGHTS = "trainable.safetensors"
@@ -67,19 +67,10 @@ def images_digest(sha256s: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(sha256s).encode()).hexdigest()
 
 
-def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> dict[str, Any]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _flatten(f"{prefix}.{key}", item, out)
-    else:
-        out[prefix] = value
-    return out
-
-
 def fingerprint_inputs(params: Params, instance_sha256: Sequence[str], class_sha256: Sequence[str] | None,
                        num_processes: int) -> dict[str, Any]:
     """Everything that shapes the training trajectory, as flat `key: value` pairs."""
-    train = _flatten("train", params.section_dict("train"), {})
+    train = dotted(params.section_dict("train"), "train")
     for key in NOT_TRAJECTORY:
         train.pop(f"train.{key}", None)
     if params.train.lr_scheduler in LENGTH_FREE_SCHEDULES:
@@ -133,6 +124,12 @@ def list_checkpoints(root: Path = CHECKPOINTS) -> list[Checkpoint]:
             state = json.loads(state_file.read_text())
             found.append(Checkpoint(path, int(state["step"]), state))
     return sorted(found, key=lambda c: c.step)
+
+
+def checkpoint_at(step: int, root: Path = CHECKPOINTS) -> Checkpoint | None:
+    """The complete checkpoint of `step` under `root`, or None."""
+    state_file = root / f"step-{step}" / STATE
+    return Checkpoint(state_file.parent, step, json.loads(state_file.read_text())) if state_file.is_file() else None
 
 
 def resume_point(inputs: dict[str, Any], max_step: int, root: Path = CHECKPOINTS) -> Checkpoint | None:

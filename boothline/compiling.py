@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 
 from boothline.files import atomic_write_bytes
+from boothline.paths import COMPILE_CACHE_DIR
 
-CACHE_DIR = Path("data/cache/torch-compile")
 BACKEND = "inductor"  # tests swap in "aot_eager": the same graph capture and autograd, without code generation
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def mark_step_begin() -> None:
         torch.compiler.cudagraph_mark_step_begin()
 
 
-def load_cache(name: str, cache_dir: Path = CACHE_DIR) -> bool:
+def load_cache(name: str, cache_dir: Path = COMPILE_CACHE_DIR) -> bool:
     path = cache_dir / f"{name}.bin"
     if not path.is_file():
         return False
@@ -46,7 +46,7 @@ def load_cache(name: str, cache_dir: Path = CACHE_DIR) -> bool:
     return True
 
 
-def save_cache(name: str, cache_dir: Path = CACHE_DIR) -> Path | None:
+def save_cache(name: str, cache_dir: Path = COMPILE_CACHE_DIR) -> Path | None:
     artifacts = torch.compiler.save_cache_artifacts()
     if artifacts is None:
         return None

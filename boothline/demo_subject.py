@@ -13,6 +13,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter
 
+from boothline.paths import DEMO_SUBJECT_DIR
+
 SIZE = 128
 SHOTS = [  # background top, background bottom, scale, dx, dy, rotation
     ((210, 225, 240), (150, 120, 90), 1.00, 0, 4, 0),
@@ -65,7 +67,7 @@ def draw_shot(top, bottom, scale, dx, dy, rotation, seed) -> Image.Image:
     return img
 
 
-def main(out_dir: str = "data/subjects/demo") -> None:
+def main(out_dir: str | Path = DEMO_SUBJECT_DIR) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for i, shot in enumerate(SHOTS):

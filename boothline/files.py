@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 FILE_WRITERS = 4  # threads encoding images while the GPU renders: a 512 px PNG takes tens of ms to encode
 
@@ -63,10 +63,19 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def remove_stale_temps(directory: str | Path) -> None:
-    """Delete leftovers of writes that a kill interrupted (hidden `.*.tmp` files and directories)."""
+def remove_stale(directory: str | Path, keep: Callable[[Path], bool] | None = None) -> None:
+    """Delete the leftovers of writes a kill interrupted (hidden `.*.tmp` files and folders, at any depth)
+    and, given `keep`, every file it does not keep and the folders that leaves empty."""
     directory = Path(directory)
     if not directory.is_dir():
         return
-    for p in directory.glob(".*.tmp"):
-        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    for path in sorted(directory.rglob("*"), reverse=True):  # deepest first, so emptied folders go too
+        if path.name.startswith(".") and path.name.endswith(".tmp"):
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        elif keep is None or not path.exists():
+            continue
+        elif path.is_dir():
+            if not any(path.iterdir()):
+                path.rmdir()
+        elif not keep(path):
+            path.unlink()

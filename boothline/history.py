@@ -25,8 +25,8 @@ from pandera.typing import Series
 
 from boothline.entry import StageError
 from boothline.files import atomic_write_bytes
+from boothline.paths import HISTORY_DIR
 
-HISTORY_DIR = Path("data/history")
 IMAGE_ID = r"^[0-9a-f]{16}$"
 
 SCHEMA = pyarrow.schema([

@@ -21,7 +21,6 @@ import datetime as dt
 import io
 import json
 import logging
-import shutil
 import time
 import zipfile
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,7 +30,7 @@ import torch
 from tqdm import tqdm
 
 from boothline import compiling
-from boothline.files import FILE_WRITERS, atomic_write_bytes, atomic_write_text, sha256_file
+from boothline.files import FILE_WRITERS, atomic_write_bytes, atomic_write_text, remove_stale, sha256_file
 from boothline.history import COLUMNS, append_rows, read_history
 from boothline.image_files import pixel_sha256, read_record, write_image
 from boothline.images import a1111_parameters, save_png
@@ -79,13 +78,7 @@ def prepare_job(job: Job) -> None:
     the DVC stage, delete files the job no longer produces."""
     job.out_dir.mkdir(parents=True, exist_ok=True)
     wanted = {Path(f) for f in job.output_files()}
-    for path in sorted(job.out_dir.rglob("*"), reverse=True):  # deepest first, so emptied folders go too
-        interrupted = path.name.startswith(".") and path.name.endswith(".tmp")
-        if path.is_dir() and not interrupted:
-            if job.prune and not any(path.iterdir()):
-                path.rmdir()
-        elif interrupted or (job.prune and path not in wanted):
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    remove_stale(job.out_dir, keep=wanted.__contains__ if job.prune else None)
 
 
 def _logged_files(job: Job) -> set[tuple[str, str]]:

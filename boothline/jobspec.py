@@ -27,13 +27,12 @@ from boothline.entry import StageError
 from boothline.image_files import EXTENSIONS
 from boothline.model import render_numerics
 from boothline.model_uri import ResolvedModel, resolve_model
-from boothline.params import Generate, Model, Params, ParamsError, Subject, _format_errors
+from boothline.params import Generate, Model, Params, ParamsError, Subject, format_errors
+from boothline.paths import GENERATIONS_DIR, JOBS_DIR
 from boothline.prompts import enhance, fill_subject
 from boothline.sampling import Request
 from boothline.styles import Style, load_styles, select_styles
 
-JOBS_DIR = Path("data/jobs")
-GENERATIONS_DIR = Path("data/generations")
 SWEEPABLE = ("steps", "guidance", "scheduler")
 SUMMARY = "summary.json"
 ZIP_NAME = "images.zip"
@@ -129,7 +128,7 @@ def parse_layer(data: dict, source: str) -> Generate:
     try:
         return Generate.model_validate(data)
     except ValidationError as err:
-        raise ParamsError(_format_errors(err, source)) from None
+        raise ParamsError(format_errors(err, source)) from None
 
 
 def image_id(model_version: str, full_prompt: str, negative_prompt: str, seed: int, steps: int, guidance: float,

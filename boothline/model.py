@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 
 from boothline.params import Model
+from boothline.paths import TINY_DIR
 
 TINY = "builtin:tiny"
-TINY_DIR = Path("data/base/tiny")
 MODEL_CARD = "boothline_model.json"  # written by the train stage next to a trained model
 SUPPORTED_PIPELINES = {"StableDiffusionPipeline"}  # SD 1.x and 2.x share this class
 HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")  # "org/name"; anything else that does not exist is a typo

@@ -21,10 +21,8 @@ import yaml
 from boothline.files import atomic_directory, atomic_write_text, sha256_file
 from boothline.model import HUB_ID, TINY, ModelError, base_model_id, read_model_card, resolve_source
 from boothline.params import Params
+from boothline.paths import HASH_CACHE, MODEL_DIR, REGISTRY_CACHE
 
-TRAINED_MODEL = Path("data/model")
-REGISTRY_CACHE = Path("data/cache/registry")
-HASH_CACHE = Path("data/cache/weight-hashes")
 REGISTERED = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))")
 PIPELINE_ARTIFACT_KEY = "pipeline"  # the registered pyfunc's artifact holding the model directory
 UNET_WEIGHTS = "unet/diffusion_pytorch_model*.safetensors"
@@ -45,7 +43,7 @@ def default_model_value(params: Params) -> str:
     """`generate.model` if set, else the trained model if there is one, else the base model."""
     if params.generate.model:
         return params.generate.model
-    return str(TRAINED_MODEL) if TRAINED_MODEL.is_dir() else params.model.base
+    return str(MODEL_DIR) if MODEL_DIR.is_dir() else params.model.base
 
 
 def resolve_model(value: str | None, params: Params) -> ResolvedModel:

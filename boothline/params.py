@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from boothline.paths import DEMO_SUBJECT_DIR, HISTORY_DIR
+
 CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 SchedulerName = Literal["dpm++", "dpm++-sde", "euler", "euler-a", "ddim", "pndm", "unipc", "lms", "heun", "ddpm"]
@@ -27,12 +29,38 @@ class ParamsError(ValueError):
     """A params file that cannot be used; the message is meant for the user, not a traceback."""
 
 
+class PromptError(ParamsError):
+    """A prompt template that cannot be expanded (an unknown `{placeholder}`)."""
+
+
+SUBJECT_PLACEHOLDERS = ("{subject}", "{token}", "{class_noun}")
+BRACED = re.compile(r"\{[^{}]*\}")
+
+
+def unknown_placeholders(template: str) -> list[str]:
+    return sorted(set(BRACED.findall(template)) - set(SUBJECT_PLACEHOLDERS))
+
+
+def fill_subject(template: str, token: str, class_noun: str) -> str:
+    """Expand subject placeholders; a bare subject token also gets its class noun ("a sks" -> "a sks dog").
+
+    Placing the class noun next to the token is what DreamBooth trained on, so the model recognises both.
+    """
+    unknown = unknown_placeholders(template)
+    if unknown:
+        raise PromptError(f"prompt {template!r}: unknown placeholder(s) {', '.join(unknown)} "
+                          f"(known: {', '.join(SUBJECT_PLACEHOLDERS)})")
+    text = template.replace("{subject}", token).replace("{token}", token).replace("{class_noun}", class_noun)
+    bare_token = re.compile(rf"(?<![\w-]){re.escape(token)}(?![\w-])(?!\s+{re.escape(class_noun)}\b)")
+    return bare_token.sub(f"{token} {class_noun}", text)
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
 
 
 class Subject(Section):
-    instance_dir: Path = Path("data/subjects/demo")
+    instance_dir: Path = DEMO_SUBJECT_DIR
     token: str = "sks"
     class_noun: str
     kind: Literal["object", "live"] = "object"
@@ -168,6 +196,20 @@ class Train(Section):
         return self
 
     @model_validator(mode="after")
+    def _compute_copies_take_fp32_adam(self) -> "Train":
+        if self.compute_copies and self.use_8bit_adam:
+            raise ValueError("train.compute_copies = true keeps fp32 master weights for AdamW; 8-bit Adam "
+                             "(train.use_8bit_adam) does not take them: turn one of the two off")
+        return self
+
+    @model_validator(mode="after")
+    def _validation_grids_need_prompts(self) -> "Train":
+        if self.validate_every and not self.validation_prompts:
+            raise ValueError(f"train.validate_every = {self.validate_every} but train.validation_prompts is empty: "
+                             "list at least one prompt, or set validate_every: 0")
+        return self
+
+    @model_validator(mode="after")
     def _warmup_needs_a_warmup_schedule(self) -> "Train":
         if self.lr_warmup_steps and self.lr_scheduler == "constant":  # diffusers' constant schedule ignores it
             raise ValueError(f"train.lr_warmup_steps = {self.lr_warmup_steps} has no effect with train.lr_scheduler "
@@ -259,7 +301,7 @@ class Generate(Section):
     model: str | None = None
     image_format: Literal["png", "jpeg", "webp"] = "png"
     export_zip: bool = False
-    history_dir: Path = Path("data/history")
+    history_dir: Path = HISTORY_DIR
 
     @field_validator("width", "height")
     @classmethod
@@ -303,11 +345,22 @@ class Params(Section):
     generate: Generate = Generate()
 
     @model_validator(mode="after")
+    def _templates_expand(self) -> "Params":
+        templates = {"train.instance_prompt": self.train.instance_prompt, "priors.prompt": self.priors.prompt,
+                     **{f"train.validation_prompts[{i}]": t for i, t in enumerate(self.train.validation_prompts)},
+                     **{f"eval.prompts[{i}]": t for i, t in enumerate(self.eval.prompts or ())}}
+        for key, template in templates.items():
+            if unknown := unknown_placeholders(template):
+                raise ValueError(f"{key} = {template!r}: unknown placeholder(s) {', '.join(unknown)} "
+                                 f"(known: {', '.join(SUBJECT_PLACEHOLDERS)})")
+        return self
+
+    @model_validator(mode="after")
     def _prompts_fit_subject(self) -> "Params":
-        if "{token}" not in self.train.instance_prompt and self.subject.token not in self.train.instance_prompt.split():
+        if self.subject.token not in self.fill(self.train.instance_prompt).split():
             raise ValueError(
                 f"train.instance_prompt = {self.train.instance_prompt!r}: must contain the subject token "
-                f"({self.subject.token!r} or the placeholder {{token}})"
+                f"({self.subject.token!r}, or the placeholder {{token}} or {{subject}})"
             )
         return self
 
@@ -328,20 +381,24 @@ class Params(Section):
     def class_prompt(self) -> str:
         return self.fill(self.priors.prompt)
 
-    def fill(self, text: str) -> str:
-        """Expand {token}, {class_noun} and {subject} ("sks dog") in a prompt template."""
-        s = self.subject
-        return (
-            text.replace("{subject}", f"{s.token} {s.class_noun}")
-            .replace("{token}", s.token)
-            .replace("{class_noun}", s.class_noun)
-        )
+    def fill(self, template: str) -> str:
+        """Expand {subject} ("sks dog"), {token} and {class_noun} in a prompt template (`fill_subject`)."""
+        return fill_subject(template, self.subject.token, self.subject.class_noun)
 
     def section_dict(self, name: str) -> dict[str, Any]:
         return getattr(self, name).model_dump(mode="json")
 
 
-def _format_errors(err: ValidationError, source: str) -> str:
+def dotted(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as flat `section.key.subkey: value` pairs (what a params key looks like)."""
+    flat = {}
+    for key, value in mapping.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        flat.update(dotted(value, name) if isinstance(value, dict) else {name: value})
+    return flat
+
+
+def format_errors(err: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid params"]
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"])
@@ -360,7 +417,7 @@ def parse_params(data: dict[str, Any], source: str = "params") -> Params:
     try:
         return Params.model_validate(data)
     except ValidationError as err:
-        raise ParamsError(_format_errors(err, source)) from None
+        raise ParamsError(format_errors(err, source)) from None
 
 
 def deep_merge(base: dict, overrides: dict) -> dict:

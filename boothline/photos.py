@@ -17,7 +17,9 @@ import pandera.pandas as pa
 from pandera.typing import Series
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from boothline.entry import StageError
 from boothline.files import sha256_file
+from boothline.images import load_rgb
 
 # MPO is how Pillow names a JPEG with extra frames (many cameras embed a preview, iPhones a gain map).
 SUPPORTED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF")
@@ -29,7 +31,7 @@ IGNORED_NAMES = {"Thumbs.db", "desktop.ini"}
 class Manifest(pa.DataFrameModel):
     """One row per accepted image."""
 
-    path: Series[str]
+    file: Series[str]
     sha256: Series[str] = pa.Field(str_matches=r"^[0-9a-f]{64}$", unique=True)
     format: Series[str] = pa.Field(isin=list(SUPPORTED_FORMATS))
     mode: Series[str]
@@ -59,7 +61,7 @@ class FolderCheck:
     def report(self) -> dict:
         return {
             "status": "rejected" if self.rejected else "accepted",
-            "accepted": self.manifest["path"].tolist(),
+            "accepted": self.manifest["file"].tolist(),
             "rejected": [{"file": f, "reason": r} for f, r in self.rejected.items()],
             "warnings": [{"file": f, "reason": r} for f, r in self.warnings.items()],
         }
@@ -98,7 +100,7 @@ def inspect_file(path: Path, root: Path) -> dict | str:
         return f"decompression bomb guard: {err}"
     except (OSError, SyntaxError, ValueError) as err:
         return f"corrupt or truncated image ({err})"
-    return {"path": str(path), "sha256": sha256_file(path), "format": fmt, "mode": mode, "width": w,
+    return {"file": str(path), "sha256": sha256_file(path), "format": fmt, "mode": mode, "width": w,
             "height": h, "bytes": path.stat().st_size}
 
 
@@ -124,17 +126,17 @@ def check_folder(root: Path, *, min_side: int, allow_upscale: bool, min_images: 
     duplicates = []
     for i, row in table.iterrows():
         if row.sha256 in first_of:
-            rejected[row.path] = f"exact duplicate of {first_of[row.sha256]}"
+            rejected[row.file] = f"exact duplicate of {first_of[row.sha256]}"
             duplicates.append(i)
         else:
-            first_of[row.sha256] = row.path
+            first_of[row.sha256] = row.file
     table = table.drop(index=duplicates).reset_index(drop=True)
 
     check = FolderCheck(table, rejected)
     if allow_upscale:
         for row in table.itertuples():
             if min(row.width, row.height) < min_side:
-                check.warnings[row.path] = f"{row.width}x{row.height} is smaller than {min_side} px; it will be upscaled"
+                check.warnings[row.file] = f"{row.width}x{row.height} is smaller than {min_side} px; it will be upscaled"
     try:
         check.manifest = manifest_schema(None if allow_upscale else min_side).validate(table, lazy=True)
     except pa.errors.SchemaErrors as err:
@@ -146,7 +148,7 @@ def check_folder(root: Path, *, min_side: int, allow_upscale: bool, min_images: 
                           "(train.resolution); set subject.allow_upscale: true to accept it")
             else:
                 reason = f"{case.column} = {case.failure_case!r} fails {case.check}"
-            rejected.setdefault(row.path, reason)
+            rejected.setdefault(row.file, reason)
         check.manifest = table.drop(index=bad_rows).reset_index(drop=True)
 
     usable = len(check.manifest)
@@ -156,3 +158,28 @@ def check_folder(root: Path, *, min_side: int, allow_upscale: bool, min_images: 
         rejected[str(root)] = f"{usable} images, more than the allowed {max_images} (subject.max_images)"
     check.manifest = Manifest.validate(check.manifest) if usable else check.manifest
     return check
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    images: list[Image.Image]
+    sha256: list[str]
+
+
+def read_manifest(manifest: Path, producer: str) -> ImageSet:
+    """The images a manifest (validate's or priors') lists, checked against the hashes it recorded; `producer`
+    is the stage that writes it, named in the errors."""
+    if not manifest.is_file():
+        raise StageError(f"{manifest}: not found; run `python -m stages.{producer}` first (or `dvc repro`)")
+    table = pd.read_parquet(manifest)
+    if table.empty:
+        raise StageError(f"{manifest}: lists no images")
+    problems = []
+    for file, digest in zip(table["file"], table["sha256"]):
+        if not Path(file).is_file():
+            problems.append(f"{file}: listed in {manifest} but missing")
+        elif sha256_file(file) != digest:
+            problems.append(f"{file}: changed since {manifest} was written; rerun `python -m stages.{producer}`")
+    if problems:
+        raise StageError("\n".join(problems))
+    return ImageSet([load_rgb(file) for file in table["file"]], list(table["sha256"]))

@@ -8,38 +8,16 @@ The negative prompt is the style's merged with the default one. Nothing here dep
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from boothline.entry import StageError
+from boothline.params import PromptError, fill_subject  # noqa: F401 (PromptError: what fill_subject raises)
 from boothline.styles import Style
-
-SUBJECT_PLACEHOLDERS = ("{subject}", "{token}", "{class_noun}")
-BRACED = re.compile(r"\{[^{}]*\}")
-
-
-class PromptError(StageError):
-    """A prompt that cannot be expanded (an unknown `{placeholder}`)."""
 
 
 @dataclass(frozen=True)
 class FinalPrompt:
     prompt: str
     negative: str
-
-
-def fill_subject(prompt: str, token: str, class_noun: str) -> str:
-    """Expand subject placeholders; a bare subject token also gets its class noun ("a sks" -> "a sks dog").
-
-    Placing the class noun next to the token is what DreamBooth trained on, so the model recognises both.
-    """
-    unknown = sorted(set(BRACED.findall(prompt)) - set(SUBJECT_PLACEHOLDERS))
-    if unknown:
-        raise PromptError(f"prompt {prompt!r}: unknown placeholder(s) {', '.join(unknown)} "
-                          f"(known: {', '.join(SUBJECT_PLACEHOLDERS)})")
-    text = prompt.replace("{subject}", token).replace("{token}", token).replace("{class_noun}", class_noun)
-    bare_token = re.compile(rf"(?<![\w-]){re.escape(token)}(?![\w-])(?!\s+{re.escape(class_noun)}\b)")
-    return bare_token.sub(f"{token} {class_noun}", text)
 
 
 def phrases(text: str) -> list[str]:

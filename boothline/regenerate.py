@@ -19,10 +19,10 @@ from boothline.jobs import RECORD_KEYS, parameters_text
 from boothline.model import ModelError, pick_device
 from boothline.model_uri import display_name, resolve_model
 from boothline.params import Params
+from boothline.paths import REGENERATED_DIR
 from boothline.renderer import Renderer, cpu_threads
 from boothline.sampling import Request
 
-REGENERATED_DIR = Path("data/regenerated")
 FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,6 @@
-"""Contact sheets: one labelled grid per prompt, styles as columns and seeds (and swept settings) as rows."""
+"""The one grid drawer: a title, column headers, row labels and a tile per cell. Generation draws a contact
+sheet per prompt (styles as columns, seeds and swept settings as rows); training draws its validation grids
+and evaluation its sample grids (prompts as rows, seeds as columns) with it too."""
 
 from __future__ import annotations
 
@@ -34,9 +36,9 @@ def _clip(font, text: str, width: int) -> str:
     return text + "..."
 
 
-def contact_sheet(title: str, columns: list[str], rows: list[str], cells: dict[tuple[int, int], Path | None],
-                  image_size: tuple[int, int]) -> Image.Image:
-    """A grid of the image files in `cells[(row, column)]`; a missing file shows as a grey tile."""
+def contact_sheet(title: str, columns: list[str], rows: list[str],
+                  cells: dict[tuple[int, int], Image.Image | Path | None], image_size: tuple[int, int]) -> Image.Image:
+    """A grid of the images (or image files) in `cells[(row, column)]`; a missing one shows as a grey tile."""
     font = _font()
     scale = min(1.0, MAX_TILE / max(image_size))
     tile_w, tile_h = max(1, round(image_size[0] * scale)), max(1, round(image_size[1] * scale))
@@ -57,10 +59,27 @@ def contact_sheet(title: str, columns: list[str], rows: list[str], cells: dict[t
         draw.text((PAD, y + tile_h // 2 - FONT_SIZE // 2), label, fill=INK, font=font)
         for c in range(len(columns)):
             x = label_w + c * col_w
-            path = cells.get((r, c))
-            if path is not None and Path(path).is_file():
-                with Image.open(path) as im:
-                    sheet.paste(im.convert("RGB").resize((tile_w, tile_h), Image.Resampling.LANCZOS), (x, y))
+            tile = _tile(cells.get((r, c)), (tile_w, tile_h))
+            if tile is not None:
+                sheet.paste(tile, (x, y))
             else:
                 draw.rectangle((x, y, x + tile_w - 1, y + tile_h - 1), fill=MISSING)
     return sheet
+
+
+def _tile(cell: Image.Image | Path | None, size: tuple[int, int]) -> Image.Image | None:
+    if isinstance(cell, Image.Image):
+        image = cell.convert("RGB")
+    elif cell is not None and Path(cell).is_file():
+        with Image.open(cell) as im:
+            image = im.convert("RGB")
+    else:
+        return None
+    return image if image.size == size else image.resize(size, Image.Resampling.LANCZOS)
+
+
+def prompt_grid(title: str, prompts: list[str], images: list[Image.Image], per_prompt: int,
+                seeds: list[int]) -> Image.Image:
+    """`per_prompt` images for each prompt, in prompt order: one row per prompt, a column per seed."""
+    cells = {(i // per_prompt, i % per_prompt): image for i, image in enumerate(images)}
+    return contact_sheet(title, [f"seed {seed}" for seed in seeds], prompts, cells, images[0].size)

@@ -19,9 +19,9 @@ from boothline.export import full_model_state, lora_to_kohya, save_single_file, 
 from boothline.files import atomic_directory
 from boothline.model import MODEL_CARD, base_model_id
 from boothline.params import Params
+from boothline.paths import MODEL_DIR
 from boothline.trainable import TEXT_ENCODER, UNET, lora_config
 
-MODEL_DIR = Path("data/model")
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
 FULL_SINGLE_FILE = "model-single-file.safetensors"
 LORA_SINGLE_FILE = "lora-kohya.safetensors"

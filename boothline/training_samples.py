@@ -6,14 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image
-
 from boothline.images import save_png
 from boothline.model import make_scheduler
 from boothline.params import Params
+from boothline.paths import VALIDATION_DIR
 from boothline.sampling import Request, render
-
-VALIDATION_DIR = Path("data/checkpoints/validation")
+from boothline.sheets import prompt_grid
 
 
 def validation_requests(params: Params) -> list[Request]:
@@ -21,15 +19,6 @@ def validation_requests(params: Params) -> list[Request]:
     return [Request(params.fill(prompt), seed, steps=t.validation_steps, guidance=t.validation_guidance,
                     width=size, height=size)
             for prompt in t.validation_prompts for seed in range(t.validation_seeds)]
-
-
-def image_grid(images: list[Image.Image], columns: int) -> Image.Image:
-    w, h = images[0].size
-    rows = (len(images) + columns - 1) // columns
-    grid = Image.new("RGB", (columns * w, rows * h), "white")
-    for i, image in enumerate(images):
-        grid.paste(image, ((i % columns) * w, (i // columns) * h))
-    return grid
 
 
 def save_validation_grid(pipe, params: Params, step: int) -> Path:
@@ -48,7 +37,9 @@ def save_validation_grid(pipe, params: Params, step: int) -> Path:
     finally:
         pipe.unet.train(was_training["unet"])
         pipe.text_encoder.train(was_training["te"])
-    grid = image_grid(images, params.train.validation_seeds)
+    seeds = list(range(params.train.validation_seeds))
+    prompts = [params.fill(prompt) for prompt in params.train.validation_prompts]
+    grid = prompt_grid(f"step {step}", prompts, images, len(seeds), seeds)
     record = {"step": step, "prompts": [r.prompt for r in requests], "seeds": [r.seed for r in requests],
               "steps": params.train.validation_steps, "guidance": params.train.validation_guidance}
     return save_png(VALIDATION_DIR / f"step-{step}.png", grid, record=record)

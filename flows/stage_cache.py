@@ -27,13 +27,13 @@ from prefect.context import TaskRunContext
 
 from boothline.files import atomic_write_text, sha256_file
 from boothline.params import Params
+from boothline.paths import STAGE_OUTPUTS_RECORD
 
 CODE_ROOT = Path(__file__).resolve().parents[1]
 CODE_PACKAGES = ("boothline", "stages", "flows")
 DVC_FILE = "dvc.yaml"
 DEFAULT_PARAMS_FILE = "params.yaml"
 INTERPOLATION = re.compile(r"\$\{\s*([^}\s]+)\s*\}")
-OUTPUTS_RECORD = Path("data/cache/prefect-stage-outputs.json")  # which inputs made the outputs on disk
 log = logging.getLogger(__name__)
 
 
@@ -156,7 +156,7 @@ def output_hashes(stage: str, params: Params) -> dict[str, str] | None:
 
 def _records() -> dict[str, dict]:
     try:
-        return json.loads(OUTPUTS_RECORD.read_text())
+        return json.loads(STAGE_OUTPUTS_RECORD.read_text())
     except (OSError, ValueError):
         return {}
 
@@ -165,7 +165,7 @@ def record_outputs(stage: str, key: str | None, params: Params) -> None:
     """After a stage ran: the inputs' key and the outputs it left, as dvc.lock records them for `dvc repro`."""
     records = _records()
     records[stage] = {"key": key, "outputs": output_hashes(stage, params)}
-    atomic_write_text(OUTPUTS_RECORD, json.dumps(records, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(STAGE_OUTPUTS_RECORD, json.dumps(records, indent=2, sort_keys=True) + "\n")
 
 
 def outputs_current(stage: str, params: Params) -> bool:

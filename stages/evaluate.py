@@ -25,11 +25,12 @@ from typing import Sequence
 
 import pandas as pd
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
+from boothline.checkpoints import checkpoint_at, list_checkpoints, load_checkpoint_pipeline
 from boothline.entry import StageError, run_stage
-from boothline.files import atomic_write_text, remove_stale_temps
-from boothline.images import load_rgb, save_png
+from boothline.files import atomic_write_text, remove_stale
+from boothline.images import save_png
 from boothline.latents import encode_images, generate_latents, latent_fidelity, mean_similarity
 from boothline.metrics import (HIGHER_IS_BETTER, METRIC_KEYS, ClipEncoder, DinoEncoder, EncoderUnavailable,
                                diversity, load_clip, load_dino, mean_matched_similarity, mean_pairwise_similarity,
@@ -37,15 +38,13 @@ from boothline.metrics import (HIGHER_IS_BETTER, METRIC_KEYS, ClipEncoder, DinoE
 from boothline.model import (base_model_id, load_pipeline, pick_dtype, prepare_for_inference,
                              read_model_card, stage_device)
 from boothline.params import Params
+from boothline.paths import CHECKPOINTS, EVAL_DIR, EVAL_METRICS, MODEL_DIR, VALIDATED_MANIFEST
+from boothline.photos import read_manifest
 from boothline.protocol import EvalPrompt, eval_prompts
 from boothline.sampling import Request, render
+from boothline.sheets import prompt_grid
 
-OUT_DIR = Path("data/eval")
-METRICS_FILE = OUT_DIR / "metrics.json"
-PER_PROMPT_FILE = OUT_DIR / "per_prompt.csv"
-MODEL_DIR = Path("data/model")
-CHECKPOINTS = Path("data/checkpoints")
-VALIDATED_MANIFEST = Path("data/validated/manifest.parquet")
+PER_PROMPT_FILE = EVAL_DIR / "per_prompt.csv"
 PER_PROMPT_METRICS = ("latent_similarity", "dino", "clip_i", "clip_t", "div")
 SIGNIFICANT = 6  # digits kept in metrics.json and per_prompt.csv (small scores like 1e-4 keep their precision)
 log = logging.getLogger(__name__)
@@ -90,30 +89,24 @@ def checkpoint_dirs(params: Params, card: dict) -> dict[int, Path]:
     for step in sorted(set(params.eval.checkpoints)):
         if step == card["step"]:
             continue  # the final model itself
-        path = CHECKPOINTS / f"step-{step}"
-        state_file = path / "state.json"
-        if not state_file.is_file():
-            available = sorted(p.name for p in CHECKPOINTS.glob("step-*")) if CHECKPOINTS.is_dir() else []
+        checkpoint = checkpoint_at(step)
+        if checkpoint is None:
+            available = [f"step-{c.step}" for c in list_checkpoints()]
             raise StageError(
-                f"eval.checkpoints: step {step} has no checkpoint {path} (available: {', '.join(available) or 'none'}); "
-                "training keeps only the newest train.keep_checkpoints, every train.checkpoint_every steps"
+                f"eval.checkpoints: step {step} has no checkpoint {CHECKPOINTS / f'step-{step}'} (available: "
+                f"{', '.join(available) or 'none'}); training keeps only the newest train.keep_checkpoints, every "
+                "train.checkpoint_every steps"
             )
-        state = json.loads(state_file.read_text())
-        if state.get("fingerprint") != card.get("fingerprint"):
-            raise StageError(f"{path}: belongs to another training run than {MODEL_DIR} (fingerprint "
-                             f"{state.get('fingerprint')} != {card.get('fingerprint')}); delete {CHECKPOINTS} and retrain")
-        found[step] = path
+        fingerprint = checkpoint.state.get("fingerprint")
+        if fingerprint != card.get("fingerprint"):
+            raise StageError(f"{checkpoint.path}: belongs to another training run than {MODEL_DIR} (fingerprint "
+                             f"{fingerprint} != {card.get('fingerprint')}); delete {CHECKPOINTS} and retrain")
+        found[step] = checkpoint.path
     return found
 
 
 def subject_images() -> list[Image.Image]:
-    if not VALIDATED_MANIFEST.is_file():
-        raise StageError(f"{VALIDATED_MANIFEST}: not found; run `python -m stages.validate` first (or `dvc repro`)")
-    paths = pd.read_parquet(VALIDATED_MANIFEST)["path"].tolist()
-    missing = [p for p in paths if not Path(p).is_file()]
-    if missing:
-        raise StageError("\n".join(f"{p}: listed in {VALIDATED_MANIFEST} but missing" for p in missing))
-    return [centre_square(load_rgb(p)) for p in paths]
+    return [centre_square(image) for image in read_manifest(VALIDATED_MANIFEST, "validate").images]
 
 
 def centre_square(image: Image.Image) -> Image.Image:
@@ -233,25 +226,6 @@ def best_step(steps: dict[int, dict], metric: str) -> int | None:
 
 # --- outputs -------------------------------------------------------------------------------------------
 
-def labelled_grid(labels: Sequence[str], images: Sequence[Image.Image], columns: int) -> Image.Image:
-    """One row per label (its text on the left), `columns` images per row."""
-    import textwrap
-
-    w, h = images[0].size
-    font = ImageFont.load_default(size=14)
-    label_width = 300
-    line_height = 16
-    grid = Image.new("RGB", (label_width + columns * w, len(labels) * max(h, 2 * line_height)), "white")
-    row_height = grid.height // len(labels)
-    draw = ImageDraw.Draw(grid)
-    for row, label in enumerate(labels):
-        lines = textwrap.wrap(label, 38)[: max(1, row_height // line_height)]
-        draw.multiline_text((6, row * row_height + 4), "\n".join(lines), fill="black", font=font, spacing=2)
-        for col in range(columns):
-            grid.paste(images[row * columns + col], (label_width + col * w, row * row_height))
-    return grid
-
-
 def plot_per_category(table: pd.DataFrame, path: Path) -> None:
     import matplotlib
 
@@ -317,22 +291,20 @@ def write_outputs(params: Params, card: dict, prompts: list[EvalPrompt], scored:
     if best is None:
         report["best_step_reason"] = f"no scored step has a value for {metric}"
 
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(OUT_DIR)
-    for stale in [*OUT_DIR.glob("grids/*.png"), *OUT_DIR.glob("plots/*.png")]:
-        stale.unlink()
+    EVAL_DIR.mkdir(parents=True, exist_ok=True)
+    remove_stale(EVAL_DIR, keep=lambda path: path.parent.name not in ("grids", "plots"))  # all drawn anew
     table = pd.DataFrame([row for s in scored for row in s.rows])
     table = table.reindex(columns=["model", "step", "category", "prompt", "text_prompt", "images",
                                    *PER_PROMPT_METRICS]).astype({"step": "Int64"})  # the base model has no step
     atomic_write_text(PER_PROMPT_FILE, table.to_csv(index=False, float_format=f"%.{SIGNIFICANT}g"))
     for s in scored:
-        grid = labelled_grid([p.prompt for p in prompts], s.images, params.eval.images_per_prompt)
-        save_png(OUT_DIR / "grids" / f"{s.label}.png", grid,
-                 record={"model": s.label, "prompts": [p.prompt for p in prompts],
-                         "seeds": [params.eval.seed + k for k in range(params.eval.images_per_prompt)]})
-    plot_per_category(table, OUT_DIR / "plots" / "per_category.png")
-    plot_per_step(steps, baseline, best, metric, OUT_DIR / "plots" / "per_step.png")
-    atomic_write_text(METRICS_FILE, json.dumps(report, indent=2) + "\n")
+        seeds = [params.eval.seed + k for k in range(params.eval.images_per_prompt)]
+        grid = prompt_grid(s.label, [p.prompt for p in prompts], s.images, len(seeds), seeds)
+        save_png(EVAL_DIR / "grids" / f"{s.label}.png", grid,
+                 record={"model": s.label, "prompts": [p.prompt for p in prompts], "seeds": seeds})
+    plot_per_category(table, EVAL_DIR / "plots" / "per_category.png")
+    plot_per_step(steps, baseline, best, metric, EVAL_DIR / "plots" / "per_step.png")
+    atomic_write_text(EVAL_METRICS, json.dumps(report, indent=2) + "\n")
     return report
 
 
@@ -368,8 +340,6 @@ def run(params: Params) -> dict:
             del pipe  # one pipeline in memory at a time
             free_memory()
 
-    from boothline.checkpoints import load_checkpoint_pipeline  # the training stage's loader
-
     scored = [score(lambda: load_pipeline(str(MODEL_DIR), device=device, dtype=dtype,
                                           scheduler=params.model.scheduler), "model", card["step"])]
     for step, path in checkpoints.items():
@@ -385,7 +355,7 @@ def run(params: Params) -> dict:
     report = write_outputs(params, card, prompts, scored, baseline)
     seconds = round(time.perf_counter() - started, 2)
     log.info("latent_fidelity %s (base %s), best step %s; %s s; results in %s", report["latent_fidelity"],
-             baseline.get("latent_fidelity"), report["best_step"], seconds, METRICS_FILE)
+             baseline.get("latent_fidelity"), report["best_step"], seconds, EVAL_METRICS)
     return {"latent_fidelity": report["latent_fidelity"], "best_step": report["best_step"], "wall_time_s": seconds}
 
 

@@ -16,23 +16,21 @@ import json
 import logging
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
 from boothline import compiling
 from boothline.entry import StageError, run_stage
-from boothline.files import FILE_WRITERS, atomic_write_bytes, remove_stale_temps, sha256_file
+from boothline.files import FILE_WRITERS, atomic_write_bytes, remove_stale, sha256_file
 from boothline.images import save_png
 from boothline.model import (base_model_id, load_pipeline, pick_dtype, prepare_for_inference, render_numerics,
                              stage_device)
 from boothline.params import Params
+from boothline.paths import PRIORS_DIR, PRIORS_MANIFEST
 from boothline.photos import check_folder
 from boothline.sampling import Request, render
 
-OUT_DIR = Path("data/priors")
-MANIFEST = OUT_DIR / "manifest.parquet"
 PRIORS_COLUMNS = ["file", "sha256", "seed", "prompt", "negative_prompt", "model_id", "scheduler", "steps", "guidance",
                   "width", "height", "source"]
 log = logging.getLogger(__name__)
@@ -54,7 +52,7 @@ def file_name(params: Params, index: int, req: Request) -> str:
 def user_class_images(params: Params) -> pd.DataFrame:
     class_dir = params.priors.class_dir
     if class_dir is None:
-        return pd.DataFrame(columns=["path", "sha256"])
+        return pd.DataFrame(columns=["file", "sha256"])
     check = check_folder(class_dir, min_side=params.train.resolution, allow_upscale=params.subject.allow_upscale,
                          min_images=1, max_images=100_000)
     if check.rejected:
@@ -68,13 +66,10 @@ def run(params: Params) -> dict:
     requests = planned_requests(params, n_generated)
     names = [file_name(params, i, r) for i, r in enumerate(requests)]
 
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(OUT_DIR)
-    wanted = set(names) | {MANIFEST.name}
-    for stale in OUT_DIR.iterdir():
-        if stale.is_file() and stale.name not in wanted:
-            stale.unlink()
-    missing = {i for i, name in enumerate(names) if not (OUT_DIR / name).is_file()}
+    PRIORS_DIR.mkdir(parents=True, exist_ok=True)
+    wanted = {PRIORS_DIR / name for name in names} | {PRIORS_MANIFEST}
+    remove_stale(PRIORS_DIR, keep=wanted.__contains__)
+    missing = {i for i, name in enumerate(names) if not (PRIORS_DIR / name).is_file()}
     # Fixed batches of the whole plan: a resumed run renders each image in the same batch shape as an
     # uninterrupted one (the shape changes the last bits), re-rendering the finished mates of a missing one.
     size = params.priors.batch_size
@@ -90,7 +85,7 @@ def run(params: Params) -> dict:
         prepare_for_inference(pipe, params.model, device)
         images = render(pipe, [requests[i] for i in todo], size)
         with ThreadPoolExecutor(FILE_WRITERS) as writers:  # PNGs encode while the next batch renders
-            writes = [writers.submit(save_png, OUT_DIR / names[i], image)
+            writes = [writers.submit(save_png, PRIORS_DIR / names[i], image)
                       for i, (_, image) in tqdm(zip(todo, images), total=len(todo), desc="priors", unit="img")
                       if i in missing]
         for write in writes:
@@ -98,16 +93,16 @@ def run(params: Params) -> dict:
         if params.model.compile:
             compiling.save_cache("inference")
 
-    rows = [{"file": str(OUT_DIR / name), "sha256": sha256_file(OUT_DIR / name), "seed": r.seed, "prompt": r.prompt,
-             "negative_prompt": r.negative_prompt, "model_id": base_model_id(params.model),
+    rows = [{"file": str(PRIORS_DIR / name), "sha256": sha256_file(PRIORS_DIR / name), "seed": r.seed,
+             "prompt": r.prompt, "negative_prompt": r.negative_prompt, "model_id": base_model_id(params.model),
              "scheduler": params.model.scheduler, "steps": r.steps, "guidance": r.guidance, "width": r.width,
              "height": r.height, "source": "generated"} for name, r in zip(names, requests)]
-    rows += [{"file": row.path, "sha256": row.sha256, "seed": -1, "prompt": params.class_prompt, "negative_prompt": "",
+    rows += [{"file": row.file, "sha256": row.sha256, "seed": -1, "prompt": params.class_prompt, "negative_prompt": "",
               "model_id": "", "scheduler": "", "steps": 0, "guidance": 0.0, "width": row.width, "height": row.height,
               "source": "user"} for row in user.itertuples()]
     buf = io.BytesIO()
     pd.DataFrame(rows, columns=PRIORS_COLUMNS).to_parquet(buf, index=False)
-    atomic_write_bytes(MANIFEST, buf.getvalue())
+    atomic_write_bytes(PRIORS_MANIFEST, buf.getvalue())
     return {"images": len(rows), "rendered": len(missing), "reused": n_generated - len(missing), "user": len(user)}
 
 

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import yaml
 
@@ -26,16 +26,10 @@ from boothline.entry import StageError, run_stage
 from boothline.files import atomic_write_text
 from boothline.metrics import METRIC_KEYS
 from boothline.model import MODEL_CARD, base_model_id, read_model_card
-from boothline.params import Params
+from boothline.params import Params, dotted
+from boothline.paths import CHECKPOINTS, EVAL_DIR, EVAL_METRICS, MODEL_DIR, REGISTRY_FILE, TRAIN_METRICS, TRAIN_SUMMARY
 
-MODEL_DIR = Path("data/model")
-CHECKPOINTS = Path("data/checkpoints")
-EVAL_DIR = Path("data/eval")
-EVAL_METRICS = EVAL_DIR / "metrics.json"
-TRAIN_METRICS = Path("data/train/metrics.csv")
-TRAIN_SUMMARY = Path("data/train/summary.json")
 DVC_LOCK = Path("dvc.lock")
-REGISTRY_FILE = Path("data/registry.json")
 log = logging.getLogger(__name__)
 
 
@@ -75,7 +69,9 @@ def chosen_step(params: Params, card: dict, report: dict) -> int:
                          f"register.primary_metric is {params.register.primary_metric}; rerun `python -m stages.evaluate`")
     if str(best) not in report.get("steps", {}):
         raise StageError(f"{EVAL_METRICS}: best_step {best} has no scores under 'steps'; rerun `python -m stages.evaluate`")
-    if not (CHECKPOINTS / f"step-{best}" / "state.json").is_file():
+    from boothline.checkpoints import checkpoint_at
+
+    if checkpoint_at(best) is None:
         raise StageError(f"register.use_best_checkpoint: the best step {best} has no checkpoint {CHECKPOINTS}/step-{best}")
     return best
 
@@ -86,19 +82,19 @@ def model_directory(params: Params, card: dict, step: int) -> Iterator[Path]:
     if step == card["step"]:
         yield MODEL_DIR
         return
-    from boothline.checkpoints import load_checkpoint_pipeline
+    from boothline.checkpoints import checkpoint_at, load_checkpoint_pipeline
     from boothline.model import pick_device
 
     import torch
 
-    path = CHECKPOINTS / f"step-{step}"
-    state = json.loads((path / "state.json").read_text())
+    checkpoint = checkpoint_at(step)
+    path = checkpoint.path
     pipe = load_checkpoint_pipeline(path, params, pick_device("cpu"), torch.float32)
     with tempfile.TemporaryDirectory(prefix="boothline-checkpoint-") as tmp:
         out = Path(tmp) / "pipeline"
         pipe.save_pretrained(out, safe_serialization=True)
         checkpoint_card = {"kind": "full", "base": params.model.base, "base_id": base_model_id(params.model),
-                           "step": step, "fingerprint": state["fingerprint"], "from_checkpoint": str(path),
+                           "step": step, "fingerprint": checkpoint.state["fingerprint"], "from_checkpoint": str(path),
                            "instance_prompt": params.instance_prompt, "class_prompt": params.class_prompt,
                            "resolution": params.train.resolution}
         (out / MODEL_CARD).write_text(json.dumps(checkpoint_card, indent=2) + "\n")
@@ -108,17 +104,8 @@ def model_directory(params: Params, card: dict, step: int) -> Iterator[Path]:
 # --- what the run records ------------------------------------------------------------------------------
 
 def flat_params(params: Params) -> dict[str, str]:
-    out: dict[str, str] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for key, item in value.items():
-                walk(f"{prefix}.{key}" if prefix else str(key), item)
-        else:
-            out[prefix] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
-
-    walk("", params.model_dump(mode="json"))
-    return out
+    return {key: json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+            for key, value in dotted(params.model_dump(mode="json")).items()}
 
 
 def git_tags() -> dict[str, str]:
@@ -199,8 +186,9 @@ def model_key(card: dict, step: int) -> str:
     """What identifies a trained model: its training fingerprint and step."""
     if step == card["step"]:
         return f"{card['fingerprint']}@step-{step}"
-    state = json.loads((CHECKPOINTS / f"step-{step}" / "state.json").read_text())
-    return f"{state['fingerprint']}@step-{step}"
+    from boothline.checkpoints import checkpoint_at
+
+    return f"{checkpoint_at(step).state['fingerprint']}@step-{step}"
 
 
 def submission(params: Params, card: dict, report: dict, step: int, scores: dict, key: str, workdir: Path):

@@ -18,10 +18,8 @@ import logging
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from boothline import compiling
@@ -30,69 +28,36 @@ from boothline.checkpoints import (CHECKPOINTS, Checkpoint, TrainingState, check
                                    save_checkpoint, test_kill_point)
 from boothline.dreambooth import LossTerms, Objective, loss_terms, step_generator
 from boothline.entry import StageError, run_stage
-from boothline.files import atomic_write_text, remove_stale_temps, sha256_file
-from boothline.images import load_rgb
+from boothline.files import atomic_write_text, remove_stale
 from boothline.model import check_lora_support, load_pipeline, stage_device
 from boothline.params import Params, Train
 from boothline.master_weights import MasterWeights
+from boothline.paths import MODEL_DIR, PRIORS_MANIFEST, TRAIN_DIR, VALIDATED_MANIFEST
+from boothline.photos import ImageSet, read_manifest
 from boothline.train_metrics import LossReadback, MetricsLog
 from boothline.trainable import (TEXT_ENCODER, UNET, check_optimizer_available, count_parameters,
                                  enable_gradient_checkpointing, load_trainable_state, make_lr_scheduler,
                                  make_optimizer, parameter_groups, set_trainable, trainable_named_parameters,
                                  trainable_state)
-from boothline.trained_model import LORA_WEIGHTS, MODEL_DIR, save_trained_model
+from boothline.trained_model import LORA_WEIGHTS, save_trained_model
 from boothline.training_data import (Augment, Batch, DreamBoothBatches, LatentSource, TextInputs, encode_text,
                                      tokenize)
 from boothline.training_samples import save_validation_grid
 
-VALIDATED_MANIFEST = Path("data/validated/manifest.parquet")
-PRIORS_MANIFEST = Path("data/priors/manifest.parquet")
-TRAIN_DIR = Path("data/train")
 ADAM_MOMENTS = 2  # AdamW keeps two fp32 moments per weight: a checkpoint is about 3x the trainable weights
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ImageSet:
-    images: list[Image.Image]
-    sha256: list[str]
 
 
 def uses_prior(params: Params) -> bool:
     return params.priors.num_images > 0 and params.train.prior_loss_weight > 0
 
 
-def read_images(manifest: Path, column: str, producer: str) -> ImageSet:
-    """The images a manifest lists, checked against the hashes it recorded."""
-    import pandas as pd
-
-    if not manifest.is_file():
-        raise StageError(f"{manifest}: not found; run `python -m stages.{producer}` first (or `dvc repro`)")
-    table = pd.read_parquet(manifest)
-    if table.empty:
-        raise StageError(f"{manifest}: lists no images")
-    problems = []
-    for path, digest in zip(table[column], table["sha256"]):
-        if not Path(path).is_file():
-            problems.append(f"{path}: listed in {manifest} but missing")
-        elif sha256_file(path) != digest:
-            problems.append(f"{path}: changed since {manifest} was written; rerun `python -m stages.{producer}`")
-    if problems:
-        raise StageError("\n".join(problems))
-    return ImageSet([load_rgb(path) for path in table[column]], list(table["sha256"]))
-
-
 def check_settings(train: Train, device: torch.device) -> None:
-    """Settings that cannot work here, found before any model is loaded."""
+    """Settings that cannot work on this device or with these libraries, found before any model is loaded
+    (combinations that cannot work anywhere are refused when the params are read)."""
     if train.mixed_precision == "fp16" and device.type not in ("cuda", "mps"):
         raise StageError(f"train.mixed_precision = 'fp16' needs a GPU (this run is on {device.type}); "
                          "use 'bf16' or 'no'")
-    if train.compute_copies and train.use_8bit_adam:
-        raise StageError("train.compute_copies = true keeps fp32 master weights for AdamW; 8-bit Adam "
-                         "(train.use_8bit_adam) does not take them: turn one of the two off")
-    if train.validate_every and not train.validation_prompts:
-        raise StageError(f"train.validate_every = {train.validate_every} but train.validation_prompts is empty: "
-                         "list at least one prompt, or set validate_every: 0")
     check_optimizer_available(train)
     if train.lora.enabled:
         check_lora_support("train.lora.enabled = true", on_text_encoder=train.train_text_encoder)
@@ -121,8 +86,8 @@ def run(params: Params) -> dict:
     train = params.train
     device = stage_device(params.model)
     check_settings(train, device)
-    instance = read_images(VALIDATED_MANIFEST, "path", "validate")
-    prior = read_images(PRIORS_MANIFEST, "file", "priors") if uses_prior(params) else None
+    instance = read_manifest(VALIDATED_MANIFEST, "validate")
+    prior = read_manifest(PRIORS_MANIFEST, "priors") if uses_prior(params) else None
 
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
@@ -132,7 +97,7 @@ def run(params: Params) -> dict:
         inputs = fingerprint_inputs(params, instance.sha256, prior.sha256 if prior else None,
                                     accelerator.num_processes)
         if accelerator.is_main_process:
-            remove_stale_temps(CHECKPOINTS)
+            remove_stale(CHECKPOINTS)
         accelerator.wait_for_everyone()
         resume = resume_point(inputs, train.max_train_steps)
         cuda = [accelerator.device.index or 0] if accelerator.device.type == "cuda" else []

@@ -11,14 +11,13 @@ import io
 import json
 import logging
 import sys
-from pathlib import Path
 
 from boothline.entry import StageError, run_stage
 from boothline.files import atomic_write_bytes, atomic_write_text
 from boothline.params import Params
+from boothline.paths import VALIDATED_DIR
 from boothline.photos import check_folder
 
-OUT_DIR = Path("data/validated")
 MIN_IMAGES = 3
 log = logging.getLogger(__name__)
 
@@ -28,14 +27,14 @@ def run(params: Params) -> dict:
     check = check_folder(subject.instance_dir, min_side=params.train.resolution, allow_upscale=subject.allow_upscale,
                          min_images=MIN_IMAGES, max_images=subject.max_images)
     report = check.report()
-    atomic_write_text(OUT_DIR / "report.json", json.dumps(report, indent=2) + "\n")
+    atomic_write_text(VALIDATED_DIR / "report.json", json.dumps(report, indent=2) + "\n")
     for file, reason in check.warnings.items():
         print(f"warning: {file}: {reason}", file=sys.stderr)
     if check.rejected:
         raise StageError("\n".join(f"{file}: {reason}" for file, reason in check.rejected.items()))
     buf = io.BytesIO()
     check.manifest.to_parquet(buf, index=False)
-    atomic_write_bytes(OUT_DIR / "manifest.parquet", buf.getvalue())
+    atomic_write_bytes(VALIDATED_DIR / "manifest.parquet", buf.getvalue())
     log.info("%d images accepted from %s", len(check.manifest), subject.instance_dir)
     return {"accepted": len(check.manifest), "warnings": len(check.warnings)}
 

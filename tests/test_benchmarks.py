@@ -46,18 +46,18 @@ def test_time_to_model_runs_the_stages_with_the_callers_pythonpath(tmp_path):
 
 def test_a_project_starts_from_the_carried_compile_cache_and_saves_back_only_when_it_ends_well(tmp_path):
     from benchmarks.project import project
-    from boothline.compiling import CACHE_DIR
+    from boothline.paths import COMPILE_CACHE_DIR
 
     carried = tmp_path / "compile-cache"
     carried.mkdir()
     (carried / "train.bin").write_bytes(b"from an earlier call")
     with project({}, carried):
-        assert (CACHE_DIR / "train.bin").read_bytes() == b"from an earlier call"
-        (CACHE_DIR / "inference.bin").write_bytes(b"compiled here")
+        assert (COMPILE_CACHE_DIR / "train.bin").read_bytes() == b"from an earlier call"
+        (COMPILE_CACHE_DIR / "inference.bin").write_bytes(b"compiled here")
     assert {p.name: p.read_bytes() for p in carried.iterdir()} == {"train.bin": b"from an earlier call",
                                                                   "inference.bin": b"compiled here"}
     with pytest.raises(RuntimeError), project({}, carried):
-        (CACHE_DIR / "train.bin").write_bytes(b"half written")
+        (COMPILE_CACHE_DIR / "train.bin").write_bytes(b"half written")
         raise RuntimeError("the run failed")
     assert (carried / "train.bin").read_bytes() == b"from an earlier call"
 

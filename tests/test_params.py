@@ -93,6 +93,14 @@ def test_relative_paths_stay_relative_to_cwd(tmp_path):
     ("train", {"lr_scheduler": "constant", "lr_warmup_steps": 100},
      r"train.lr_warmup_steps = 100 has no effect with train.lr_scheduler = 'constant': use 'constant_with_warmup'",
      {"lr_scheduler": "constant_with_warmup"}),
+    ("train", {"compute_copies": True, "mixed_precision": "bf16", "use_8bit_adam": True},
+     r"train.compute_copies = true keeps fp32 master weights for AdamW; 8-bit Adam \(train.use_8bit_adam\) does "
+     r"not take them", {"use_8bit_adam": False}),
+    ("train", {"instance_prompt": "a photo of {tokn} {class_noun}"},
+     r"train.instance_prompt = 'a photo of \{tokn\} \{class_noun\}': unknown placeholder\(s\) \{tokn\}",
+     {"instance_prompt": "a photo of {subject}"}),
+    ("train", {"validate_every": 5, "validation_prompts": []},
+     r"train.validate_every = 5 but train.validation_prompts is empty", {"validation_prompts": ["{subject}"]}),
 ])
 def test_settings_that_cannot_work_together_are_refused(section, refused, message, accepted):
     data = shipped()

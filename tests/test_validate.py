@@ -40,7 +40,7 @@ def test_demo_subject_is_accepted(workdir, capsys):
     code, _ = run_validate(capsys)
     assert code == 0
     manifest = pd.read_parquet("data/validated/manifest.parquet")
-    assert list(manifest.columns) == ["path", "sha256", "format", "mode", "width", "height", "bytes"]
+    assert list(manifest.columns) == ["file", "sha256", "format", "mode", "width", "height", "bytes"]
     assert len(manifest) == 5 and manifest.sha256.is_unique
     assert json.loads(open("data/validated/report.json").read())["status"] == "accepted"
 
@@ -129,8 +129,8 @@ def test_camera_jpegs_with_an_embedded_preview_are_accepted(workdir, capsys):
     photo(workdir / DEMO / ".cache" / "thumb.png")  # inside a hidden folder: skipped like hidden files
     assert run_validate(capsys)[0] == 0
     manifest = pd.read_parquet("data/validated/manifest.parquet")
-    assert manifest.set_index("path").loc[f"{DEMO}/camera.jpg", "format"] == "MPO"
-    assert not [p for p in manifest["path"] if ".cache" in p]
+    assert manifest.set_index("file").loc[f"{DEMO}/camera.jpg", "format"] == "MPO"
+    assert not [p for p in manifest["file"] if ".cache" in p]
     assert load_rgb(f"{DEMO}/camera.jpg").getpixel((5, 5))[1] > 100  # the first frame, the photo
 
 
@@ -162,7 +162,7 @@ def test_modes_and_exif_orientation_are_normalised(workdir, capsys):
     exif[0x0112] = 6  # "rotate 90 CW to display": stored 120x80, shown 80x120
     photo(workdir / DEMO / "phone.jpg", size=(120, 80), exif=exif.tobytes())
     assert run_validate(capsys)[0] == 0
-    manifest = pd.read_parquet("data/validated/manifest.parquet").set_index("path")
+    manifest = pd.read_parquet("data/validated/manifest.parquet").set_index("file")
     assert manifest.loc[f"{DEMO}/phone.jpg", ["width", "height"]].tolist() == [80, 120]
     assert manifest.loc[f"{DEMO}/print.jpg", "mode"] == "CMYK"
     for name in ("gray.png", "alpha.png", "print.jpg", "phone.jpg"):

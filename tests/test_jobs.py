@@ -12,12 +12,11 @@ import torch
 import yaml
 from PIL import Image
 
-from boothline.entry import StageError
 from boothline.image_files import read_metadata
 from boothline.jobs import finalize_job, prepare_job, run_job
 from boothline.jobspec import build_job
 from boothline.model import base_model_id
-from boothline.params import ParamsError
+from boothline.params import ParamsError, PromptError
 from boothline.styles import StyleError
 
 SMALL = {"generate": {"styles": ["anime", "manga"], "seeds": 2, "steps": 2, "width": 32, "height": 32,
@@ -99,7 +98,7 @@ def test_bad_input_fails_before_the_model_is_touched(params, workdir):
     missing_model = {"model": str(workdir / "no-such-model")}
     with pytest.raises(StyleError, match="unknown style"):
         build_job(p, overrides={"styles": ["nope"], **missing_model})
-    with pytest.raises(StageError, match="unknown placeholder"):
+    with pytest.raises(PromptError, match="unknown placeholder"):
         build_job(p, overrides={"prompts": ["{subjet} on a table"], **missing_model})
     bad_file = workdir / "job.yaml"
     bad_file.write_text("steps: 0\ncolour: red\n")

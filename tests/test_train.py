@@ -358,7 +358,7 @@ def test_lora_trains_on_compute_copies_and_validates_on_them(trainable, params):
     ({}, True, ["vae", "text_encoder"]),
     ({"train_text_encoder": True}, True, ["vae"]),
     ({}, False, ["text_encoder"]),  # random crops are encoded every step
-    ({"validate_every": 5}, True, []),  # validation grids render with every module
+    ({"validate_every": 5, "validation_prompts": ["{subject}"]}, True, []),  # validation grids render with every module
 ])
 def test_frozen_modules_the_loop_never_calls_leave_the_gpu(settings, crop_cached, idle):
     from types import SimpleNamespace

@@ -27,9 +27,9 @@ from boothline.entry import StageError
 from boothline.image_files import EXTENSIONS
 from boothline.model import render_numerics
 from boothline.model_uri import ResolvedModel, resolve_model
-from boothline.params import Generate, Model, Params, ParamsError, Subject, format_errors
+from boothline.params import Generate, Model, Params, ParamsError, Subject, fill_subject, format_errors
 from boothline.paths import GENERATIONS_DIR, JOBS_DIR
-from boothline.prompts import enhance, fill_subject
+from boothline.prompts import enhance
 from boothline.sampling import Request
 from boothline.styles import Style, load_styles, select_styles
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from boothline.params import PromptError, fill_subject  # noqa: F401 (PromptError: what fill_subject raises)
+from boothline.params import fill_subject
 from boothline.styles import Style
 
 

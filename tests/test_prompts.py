@@ -3,7 +3,8 @@
 import pytest
 from transformers import CLIPTokenizer
 
-from boothline.prompts import PromptError, enhance, fill_subject, merge_phrases, token_overflow
+from boothline.params import PromptError, fill_subject
+from boothline.prompts import enhance, merge_phrases, token_overflow
 from boothline.styles import Style
 
 OIL = Style("oil-painting", "Oil", "oil painting of {prompt}, impasto, detailed", "photo, blurry")

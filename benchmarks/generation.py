@@ -39,8 +39,8 @@ def image_flops(base: str, resolution: int, steps: int, scheduler: str) -> float
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from boothline.model import load_pipeline, pick_device
-    from boothline.sampling import Request, render_batch
+    from boothline.pipelines.loading import load_pipeline, pick_device
+    from boothline.pipelines.sampling import Request, render_batch
 
     device = pick_device()
     pipe = load_pipeline(base, device=device, dtype=torch.float16 if device.type == "cuda" else torch.float32,

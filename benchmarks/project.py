@@ -29,7 +29,7 @@ def build_sd15_random(out_dir: Path = SD15_DIR) -> Path:
     from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from boothline.tiny import build_tokenizer
+    from boothline.pipelines.tiny import build_tokenizer
 
     if (out_dir / "model_index.json").is_file():
         return out_dir

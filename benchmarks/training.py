@@ -50,10 +50,10 @@ def step_flops(params) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from boothline.dreambooth import Objective, loss_terms
-    from boothline.model import load_pipeline, pick_device
-    from boothline.trainable import TEXT_ENCODER, UNET, set_trainable
-    from boothline.training_data import encode_text, tokenize
+    from boothline.training.objective import Objective, loss_terms
+    from boothline.pipelines.loading import load_pipeline, pick_device
+    from boothline.training.trainable import TEXT_ENCODER, UNET, set_trainable
+    from boothline.training.batches import encode_text, tokenize
 
     device = pick_device(params.model.device)
     pipe = load_pipeline(params.model.base, device=device)

@@ -57,8 +57,8 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 
 def cmd_generate(args: argparse.Namespace, load: Callable[[], Params]) -> int:
-    from boothline.jobs import run_launched
-    from boothline.jobspec import build_job
+    from boothline.generation.running import run_launched
+    from boothline.generation.planning import build_job
 
     params = load()
     job = build_job(params, job_file=args.job, overrides=_overrides(args))
@@ -73,7 +73,7 @@ def cmd_generate(args: argparse.Namespace, load: Callable[[], Params]) -> int:
 
 
 def cmd_styles(args: argparse.Namespace, load: Callable[[], Params]) -> int:
-    from boothline.styles import load_styles
+    from boothline.generation.styles import load_styles
 
     # Listing styles needs no project: params only matter for their extra_styles file.
     extra = args.extra_styles or (load().generate.extra_styles if Path(args.params).is_file() else None)
@@ -86,7 +86,7 @@ HISTORY_SHOWN = ["created_at", "image_id", "style", "seed", "model_version", "fi
 
 
 def cmd_history(args: argparse.Namespace, load: Callable[[], Params]) -> int:
-    from boothline.history import query, read_history
+    from boothline.generation.history import query, read_history
 
     rows = query(read_history(args.dir or load().generate.history_dir), prompt=args.prompt, style=args.style,
                  model=args.model, since=args.since, until=args.until, job=args.job, image_id=args.id)
@@ -104,7 +104,7 @@ def cmd_history(args: argparse.Namespace, load: Callable[[], Params]) -> int:
 
 
 def cmd_regenerate(args: argparse.Namespace, load: Callable[[], Params]) -> int:
-    from boothline.regenerate import regenerate
+    from boothline.generation.regenerate import regenerate
 
     params = load()
     result = regenerate(args.image_id, params, out=args.out, history_dir=args.dir or params.generate.history_dir)

@@ -20,7 +20,7 @@ class StageError(Exception):
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    from boothline.model import ModelError
+    from boothline.pipelines.loading import ModelError
 
     return (ParamsError, StageError, ModelError)
 

@@ -228,7 +228,7 @@ class Train(Section):
         return self
 
 
-# Evaluation metrics, as named in data/eval/metrics.json (boothline.metrics says which way is better).
+# Evaluation metrics, as named in data/eval/metrics.json (boothline.evaluation.metrics says which way is better).
 MetricName = Literal["dino", "clip_i", "clip_t", "pres", "div", "latent_fidelity"]
 
 

@@ -1,8 +1,8 @@
 """The `batch_generate` flow: a generation job (prompts x styles x seeds with a model, or a job file) rendered as
 shard tasks, each image logged to the history log, with a summary artifact in the Prefect UI.
 
-The job is planned once by `boothline.jobspec.build_job` (bad input fails there, before anything renders).
-Its fixed batches of deterministic image ids are split into `shards` tasks (`boothline.jobs.render_shard`),
+The job is planned once by `boothline.generation.planning.build_job` (bad input fails there, before anything renders).
+Its fixed batches of deterministic image ids are split into `shards` tasks (`boothline.generation.running.render_shard`),
 so the images are the same however many shards share the job. The shards go through a task runner chosen
 per run: threads on this machine (default), or a Dask or Ray cluster with the optional extras
 (`pip install 'boothline[dask]'` / `'boothline[ray]'`, imported only when chosen). Cluster workers resolve
@@ -29,9 +29,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from boothline.jobs import finalize_job, prepare_job, render_shard
-from boothline.jobspec import Job, build_job
-from boothline.model import render_numerics
+from boothline.generation.running import finalize_job, prepare_job, render_shard
+from boothline.generation.planning import Job, build_job
+from boothline.pipelines.loading import render_numerics
 from boothline.params import ParamsError, load_params
 from flows.gpu import GPU_TAG, ensure_gpu_limit
 from flows.retries import retry_if_transient

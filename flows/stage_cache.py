@@ -25,7 +25,7 @@ import yaml
 from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
 
-from boothline.files import atomic_write_text, sha256_file
+from boothline.io.files import atomic_write_text, sha256_file
 from boothline.params import Params
 from boothline.paths import STAGE_OUTPUTS_RECORD
 

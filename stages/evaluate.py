@@ -1,6 +1,6 @@
 """Stage 4, evaluate: the DreamBooth paper's protocol for the trained model, its checkpoints and the base model.
 
-Every model renders the same prompts (`boothline.protocol`) with the same seeds, so scores compare pair
+Every model renders the same prompts (`boothline.evaluation.protocol`) with the same seeds, so scores compare pair
 by pair. Outputs under `data/eval/`:
 
 - `metrics.json` (a DVC metric): dino, clip_i, clip_t, pres, div, latent_fidelity for the trained model,
@@ -8,7 +8,7 @@ by pair. Outputs under `data/eval/`:
   (the same block per scored training step) and `best_step` by `register.primary_metric`;
 - `per_prompt.csv`: one row per model and prompt, with dino, clip_i, clip_t, div for that prompt's images
   and `latent_similarity` (encoder-free: mean cosine similarity of the VAE latents of its images to the
-  subject images' latents, centred per channel as in `boothline.latents`);
+  subject images' latents, centred per channel as in `boothline.evaluation.latents`);
 - `grids/<model>.png`: prompts x seeds; `plots/per_category.png`, `plots/per_step.png`.
 """
 
@@ -27,22 +27,22 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from boothline.checkpoints import checkpoint_at, list_checkpoints, load_checkpoint_pipeline
+from boothline.training.checkpoints import checkpoint_at, list_checkpoints, load_checkpoint_pipeline
 from boothline.entry import StageError, run_stage
-from boothline.files import atomic_write_text, remove_stale
-from boothline.images import save_png
-from boothline.latents import encode_images, generate_latents, latent_fidelity, mean_similarity
-from boothline.metrics import (HIGHER_IS_BETTER, METRIC_KEYS, ClipEncoder, DinoEncoder, EncoderUnavailable,
+from boothline.io.files import atomic_write_text, remove_stale
+from boothline.io.images import save_png
+from boothline.evaluation.latents import encode_images, generate_latents, latent_fidelity, mean_similarity
+from boothline.evaluation.metrics import (HIGHER_IS_BETTER, METRIC_KEYS, ClipEncoder, DinoEncoder, EncoderUnavailable,
                                diversity, load_clip, load_dino, mean_matched_similarity, mean_pairwise_similarity,
                                within_group_diversity)
-from boothline.model import (base_model_id, load_pipeline, pick_dtype, prepare_for_inference,
+from boothline.pipelines.loading import (base_model_id, load_pipeline, pick_dtype, prepare_for_inference,
                              read_model_card, stage_device)
 from boothline.params import Params
 from boothline.paths import CHECKPOINTS, EVAL_DIR, EVAL_METRICS, MODEL_DIR, VALIDATED_MANIFEST
-from boothline.photos import read_manifest
-from boothline.protocol import EvalPrompt, eval_prompts
-from boothline.sampling import Request, render
-from boothline.sheets import prompt_grid
+from boothline.photos.folder import read_manifest
+from boothline.evaluation.protocol import EvalPrompt, eval_prompts
+from boothline.pipelines.sampling import Request, render
+from boothline.io.sheets import prompt_grid
 
 PER_PROMPT_FILE = EVAL_DIR / "per_prompt.csv"
 PER_PROMPT_METRICS = ("latent_similarity", "dino", "clip_i", "clip_t", "div")

@@ -20,16 +20,16 @@ from concurrent.futures import ThreadPoolExecutor
 import pandas as pd
 from tqdm import tqdm
 
-from boothline import compiling
+from boothline.pipelines import compiling
 from boothline.entry import StageError, run_stage
-from boothline.files import FILE_WRITERS, atomic_write_bytes, remove_stale, sha256_file
-from boothline.images import save_png
-from boothline.model import (base_model_id, load_pipeline, pick_dtype, prepare_for_inference, render_numerics,
+from boothline.io.files import FILE_WRITERS, atomic_write_bytes, remove_stale, sha256_file
+from boothline.io.images import save_png
+from boothline.pipelines.loading import (base_model_id, load_pipeline, pick_dtype, prepare_for_inference, render_numerics,
                              stage_device)
 from boothline.params import Params
 from boothline.paths import PRIORS_DIR, PRIORS_MANIFEST
-from boothline.photos import check_folder
-from boothline.sampling import Request, render
+from boothline.photos.folder import check_folder
+from boothline.pipelines.sampling import Request, render
 
 PRIORS_COLUMNS = ["file", "sha256", "seed", "prompt", "negative_prompt", "model_id", "scheduler", "steps", "guidance",
                   "width", "height", "source"]

@@ -23,9 +23,9 @@ from typing import Iterator
 import yaml
 
 from boothline.entry import StageError, run_stage
-from boothline.files import atomic_write_text
-from boothline.metrics import METRIC_KEYS
-from boothline.model import MODEL_CARD, base_model_id, read_model_card
+from boothline.io.files import atomic_write_text
+from boothline.evaluation.metrics import METRIC_KEYS
+from boothline.pipelines.loading import MODEL_CARD, base_model_id, read_model_card
 from boothline.params import Params, dotted
 from boothline.paths import CHECKPOINTS, EVAL_DIR, EVAL_METRICS, MODEL_DIR, REGISTRY_FILE, TRAIN_METRICS, TRAIN_SUMMARY
 
@@ -69,7 +69,7 @@ def chosen_step(params: Params, card: dict, report: dict) -> int:
                          f"register.primary_metric is {params.register.primary_metric}; rerun `python -m stages.evaluate`")
     if str(best) not in report.get("steps", {}):
         raise StageError(f"{EVAL_METRICS}: best_step {best} has no scores under 'steps'; rerun `python -m stages.evaluate`")
-    from boothline.checkpoints import checkpoint_at
+    from boothline.training.checkpoints import checkpoint_at
 
     if checkpoint_at(best) is None:
         raise StageError(f"register.use_best_checkpoint: the best step {best} has no checkpoint {CHECKPOINTS}/step-{best}")
@@ -82,8 +82,8 @@ def model_directory(params: Params, card: dict, step: int) -> Iterator[Path]:
     if step == card["step"]:
         yield MODEL_DIR
         return
-    from boothline.checkpoints import checkpoint_at, load_checkpoint_pipeline
-    from boothline.model import pick_device
+    from boothline.training.checkpoints import checkpoint_at, load_checkpoint_pipeline
+    from boothline.pipelines.loading import pick_device
 
     import torch
 
@@ -186,13 +186,13 @@ def model_key(card: dict, step: int) -> str:
     """What identifies a trained model: its training fingerprint and step."""
     if step == card["step"]:
         return f"{card['fingerprint']}@step-{step}"
-    from boothline.checkpoints import checkpoint_at
+    from boothline.training.checkpoints import checkpoint_at
 
     return f"{checkpoint_at(step).state['fingerprint']}@step-{step}"
 
 
 def submission(params: Params, card: dict, report: dict, step: int, scores: dict, key: str, workdir: Path):
-    from boothline.registry import EVAL_PREFIX, Submission
+    from boothline.registry.store import EVAL_PREFIX, Submission
 
     summary = json.loads(TRAIN_SUMMARY.read_text()) if TRAIN_SUMMARY.is_file() else {}
     curves = loss_curves()
@@ -222,7 +222,7 @@ def submission(params: Params, card: dict, report: dict, step: int, scores: dict
 
 def alias_uri(name: str, aliases: list[str], version: int) -> str:
     """How to load this version by alias: champion if it is, else candidate if it is, else by number."""
-    from boothline.registry import CANDIDATE, CHAMPION
+    from boothline.registry.store import CANDIDATE, CHAMPION
 
     for alias in (CHAMPION, CANDIDATE):
         if alias in aliases:
@@ -240,7 +240,7 @@ def run(params: Params) -> dict:
     name = model_name(params)
     reg = params.register
 
-    from boothline import registry  # MLflow is imported only by the stage that needs it
+    from boothline.registry.store import store  # MLflow is imported only by the stage that needs it
 
     client = registry.connect(reg.tracking_uri)
     experiment = registry.experiment_id(client, reg.experiment, reg.artifact_location, reg.tracking_uri)

@@ -22,27 +22,27 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from boothline import compiling
-from boothline.checkpoints import (CHECKPOINTS, Checkpoint, TrainingState, check_free_disk, fingerprint,
+from boothline.pipelines import compiling
+from boothline.training.checkpoints import (CHECKPOINTS, Checkpoint, TrainingState, check_free_disk, fingerprint,
                                    fingerprint_inputs, list_checkpoints, load_training_state, resume_point,
                                    save_checkpoint, test_kill_point)
-from boothline.dreambooth import LossTerms, Objective, loss_terms, step_generator
+from boothline.training.objective import LossTerms, Objective, loss_terms, step_generator
 from boothline.entry import StageError, run_stage
-from boothline.files import atomic_write_text, remove_stale
-from boothline.model import check_lora_support, load_pipeline, stage_device
+from boothline.io.files import atomic_write_text, remove_stale
+from boothline.pipelines.loading import check_lora_support, load_pipeline, stage_device
 from boothline.params import Params, Train
-from boothline.master_weights import MasterWeights
+from boothline.training.master_weights import MasterWeights
 from boothline.paths import MODEL_DIR, PRIORS_MANIFEST, TRAIN_DIR, VALIDATED_MANIFEST
-from boothline.photos import ImageSet, read_manifest
-from boothline.train_metrics import LossReadback, MetricsLog
-from boothline.trainable import (TEXT_ENCODER, UNET, check_optimizer_available, count_parameters,
+from boothline.photos.folder import ImageSet, read_manifest
+from boothline.training.loss_log import LossReadback, MetricsLog
+from boothline.training.trainable import (TEXT_ENCODER, UNET, check_optimizer_available, count_parameters,
                                  enable_gradient_checkpointing, load_trainable_state, make_lr_scheduler,
                                  make_optimizer, parameter_groups, set_trainable, trainable_named_parameters,
                                  trainable_state)
-from boothline.trained_model import LORA_WEIGHTS, save_trained_model
-from boothline.training_data import (Augment, Batch, DreamBoothBatches, LatentSource, TextInputs, encode_text,
+from boothline.training.saving import LORA_WEIGHTS, save_trained_model
+from boothline.training.batches import (Augment, Batch, DreamBoothBatches, LatentSource, TextInputs, encode_text,
                                      tokenize)
-from boothline.training_samples import save_validation_grid
+from boothline.training.validation_grids import save_validation_grid
 
 ADAM_MOMENTS = 2  # AdamW keeps two fp32 moments per weight: a checkpoint is about 3x the trainable weights
 log = logging.getLogger(__name__)

@@ -13,10 +13,10 @@ import logging
 import sys
 
 from boothline.entry import StageError, run_stage
-from boothline.files import atomic_write_bytes, atomic_write_text
+from boothline.io.files import atomic_write_bytes, atomic_write_text
 from boothline.params import Params
 from boothline.paths import VALIDATED_DIR
-from boothline.photos import check_folder
+from boothline.photos.folder import check_folder
 
 MIN_IMAGES = 3
 log = logging.getLogger(__name__)

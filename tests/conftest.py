@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory) -> Path:
     """The tiny base pipeline, built once per test session."""
-    from boothline.tiny import build_tiny_pipeline
+    from boothline.pipelines.tiny import build_tiny_pipeline
 
     return build_tiny_pipeline(tmp_path_factory.mktemp("base") / "tiny")
 
@@ -79,7 +79,7 @@ def compile_for_tests(monkeypatch):
     returns a function giving the graph breaks seen, so a test can require none."""
     import torch
 
-    from boothline import compiling
+    from boothline.pipelines import compiling
 
     monkeypatch.setattr(compiling, "BACKEND", "aot_eager")
     torch._dynamo.reset()

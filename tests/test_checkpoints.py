@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from boothline import checkpoints
-from boothline.checkpoints import (CHECKPOINTS, TrainingState, fingerprint, fingerprint_inputs, list_checkpoints,
+from boothline.training import checkpoints
+from boothline.training.checkpoints import (CHECKPOINTS, TrainingState, fingerprint, fingerprint_inputs, list_checkpoints,
                                    load_checkpoint_pipeline, param_changes, resume_point, save_checkpoint)
 from boothline.entry import StageError
 
@@ -127,9 +127,9 @@ def test_load_checkpoint_pipeline_restores_the_trained_weights(params, workdir, 
         assert {module.dtype for module in (half.unet, half.vae, half.text_encoder)} == {torch.bfloat16}
         return
     assert all(".lora_" in k for k in trained) and not any(".lora_" in k for k in pipe.unet.state_dict())
-    from boothline.latents import generate_latents
-    from boothline.model import load_pipeline
-    from boothline.sampling import Request
+    from boothline.evaluation.latents import generate_latents
+    from boothline.pipelines.loading import load_pipeline
+    from boothline.pipelines.sampling import Request
 
     requests = [Request("a photo of sks toy", 0, steps=4, width=64, height=64)]
     from_model = load_pipeline("data/model", scheduler="dpm++")
@@ -137,7 +137,7 @@ def test_load_checkpoint_pipeline_restores_the_trained_weights(params, workdir, 
 
 
 def test_a_checkpoint_of_another_base_model_is_refused(params, workdir):
-    from boothline.model import ModelError
+    from boothline.pipelines.loading import ModelError
 
     inputs = inputs_for(params)
     path = save_checkpoint(tiny_state(2), record({**inputs, "model.base": "org/other-model"}), keep=2)

@@ -13,10 +13,10 @@ import pandas as pd
 from PIL import Image
 
 from boothline.cli import main
-from boothline.files import sha256_file
-from boothline.history import read_history
-from boothline.renderer import cpu_threads
-from boothline.styles import load_styles
+from boothline.io.files import sha256_file
+from boothline.generation.history import read_history
+from boothline.generation.renderer import cpu_threads
+from boothline.generation.styles import load_styles
 from conftest import REPO, run_module
 
 TINY_JOB = ["--styles", "anime,manga", "--seeds", "2", "--steps", "2", "--width", "32", "--height", "32"]
@@ -121,7 +121,7 @@ def test_accelerate_two_processes_render_the_same_images_as_one(workdir):
 
 
 def test_history_json_is_strict_json_with_nulls(tmp_path, capsys):
-    from boothline.history import append_rows
+    from boothline.generation.history import append_rows
     from test_history import row
 
     append_rows([row(0), row(1, seconds=None)], tmp_path)  # a resumed run logs unknown timings as null

@@ -6,14 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from boothline.dreambooth import Objective, draw_noise, draw_timesteps, loss_terms, step_generator
+from boothline.training.objective import Objective, draw_noise, draw_timesteps, loss_terms, step_generator
 
 PRIOR_WEIGHT = 0.7
 
 
 @pytest.fixture(scope="module")
 def tiny(tiny_dir):
-    from boothline.model import load_pipeline
+    from boothline.pipelines.loading import load_pipeline
 
     return load_pipeline(str(tiny_dir))
 

@@ -12,8 +12,8 @@ import yaml
 from PIL import Image
 
 from boothline.entry import StageError
-from boothline.metrics import METRIC_KEYS
-from boothline.model import base_model_id
+from boothline.evaluation.metrics import METRIC_KEYS
+from boothline.pipelines.loading import base_model_id
 from boothline.params import Model, deep_merge, load_params
 from conftest import REPO, run_module
 from stages import evaluate, validate

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from boothline.export import (full_model_state, lora_to_kohya, save_single_file, text_encoder_to_ldm,
+from boothline.training.export import (full_model_state, lora_to_kohya, save_single_file, text_encoder_to_ldm,
                               text_model_keys)
 
 
 @pytest.fixture(scope="module")
 def tiny(tiny_dir):
-    from boothline.model import load_pipeline
+    from boothline.pipelines.loading import load_pipeline
 
     return load_pipeline(str(tiny_dir))
 
@@ -60,9 +60,9 @@ def test_sd2_text_encoder_uses_the_open_clip_layout():
 def test_kohya_lora_loads_back_and_reproduces_the_adapter(tiny_dir, tmp_path):
     from peft.utils import get_peft_model_state_dict
 
-    from boothline.model import load_pipeline
+    from boothline.pipelines.loading import load_pipeline
     from boothline.params import Lora
-    from boothline.trainable import add_lora_adapters
+    from boothline.training.trainable import add_lora_adapters
 
     lora = Lora(rank=4, alpha=8)
     adapted = load_pipeline(str(tiny_dir))

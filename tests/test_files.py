@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from boothline.files import atomic_write_text, remove_stale
+from boothline.io.files import atomic_write_text, remove_stale
 
 
 def tree(root: Path) -> set[str]:

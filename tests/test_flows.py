@@ -263,7 +263,7 @@ def test_a_dropped_connection_is_retried(prefect_server, params, monkeypatch):
 
 def test_only_transient_failures_are_retried():
     from boothline.entry import StageError
-    from boothline.model import ModelError
+    from boothline.pipelines.loading import ModelError
     from boothline.params import ParamsError
     from flows.retries import is_transient
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from boothline.files import sha256_file
+from boothline.io.files import sha256_file
 from conftest import REPO
 from flow_projects import make_project, task_runs_of
 
@@ -43,7 +43,7 @@ def batch_runs(prefect_server, tmp_path_factory, tiny_dir) -> BatchRuns:
 
 
 def history(project: Path):
-    from boothline.history import read_history
+    from boothline.generation.history import read_history
 
     return read_history(project / "data/history")
 
@@ -195,7 +195,7 @@ def test_ray_gives_each_shard_a_gpu_and_renders_the_same_images(batch_runs, tmp_
 def test_shards_ask_for_a_gpu_only_when_the_job_renders_on_cuda(tmp_path, tiny_dir, monkeypatch):
     import flows.batch
     from boothline.params import ParamsError
-    from boothline.jobspec import build_job
+    from boothline.generation.planning import build_job
     from boothline.params import load_params
     from flows.batch import job_overrides, make_task_runner, shard_needs_gpu, shard_resources
 

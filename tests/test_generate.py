@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from boothline.entry import run_stage
-from boothline.renderer import cpu_threads
+from boothline.generation.renderer import cpu_threads
 from conftest import REPO
 from stages import generate
 

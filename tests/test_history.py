@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from boothline.history import SCHEMA, HistoryError, append_rows, query, read_history
+from boothline.generation.history import SCHEMA, HistoryError, append_rows, query, read_history
 from conftest import REPO
 
 
@@ -69,7 +69,7 @@ APPENDER = """
 import sys
 sys.path.insert(0, {tests!r})
 from test_history import row
-from boothline.history import append_rows
+from boothline.generation.history import append_rows
 worker = int(sys.argv[1])
 for batch in range(20):
     append_rows([row(worker * 1000 + batch * 5 + k) for k in range(5)], sys.argv[2])

@@ -12,12 +12,12 @@ import torch
 import yaml
 from PIL import Image
 
-from boothline.image_files import read_metadata
-from boothline.jobs import finalize_job, prepare_job, run_job
-from boothline.jobspec import build_job
-from boothline.model import base_model_id
+from boothline.io.image_formats import read_metadata
+from boothline.generation.running import finalize_job, prepare_job, run_job
+from boothline.generation.planning import build_job
+from boothline.pipelines.loading import base_model_id
 from boothline.params import ParamsError, PromptError
-from boothline.styles import StyleError
+from boothline.generation.styles import StyleError
 
 SMALL = {"generate": {"styles": ["anime", "manga"], "seeds": 2, "steps": 2, "width": 32, "height": 32,
                       "batch_size": 4, "prompts": ["{subject} on the beach"]}}
@@ -208,7 +208,7 @@ def test_compiled_pipeline_renders_what_eager_does(params, workdir, compile_for_
 def test_deterministic_kernels_render_the_same_images(params, workdir):
     """model.deterministic reaches the renderer (jobs, the generate stage, regenerate); CPU kernels were
     deterministic already, so the pixels do not move."""
-    from boothline.model import use_deterministic_kernels
+    from boothline.pipelines.loading import use_deterministic_kernels
 
     def render(deterministic: bool) -> dict[int, np.ndarray]:
         job = build_job(params({"model": {"deterministic": deterministic},

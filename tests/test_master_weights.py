@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from boothline import master_weights
-from boothline.master_weights import MasterWeights
+from boothline.training import master_weights
+from boothline.training.master_weights import MasterWeights
 
 
 def micro_step(models: dict[str, torch.nn.Module], seed: int) -> None:

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from boothline.metrics import (EncoderUnavailable, cosine_matrix, diversity, load_clip, load_dino,
+from boothline.evaluation.metrics import (EncoderUnavailable, cosine_matrix, diversity, load_clip, load_dino,
                                mean_matched_similarity, mean_pairwise_similarity, within_group_diversity)
 
 CPU = torch.device("cpu")
@@ -37,7 +37,7 @@ def build_clip(directory: Path) -> Path:
     """A 2-layer CLIP with the tiny model's offline tokenizer and a CLIP image processor."""
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
-    from boothline.tiny import build_tokenizer
+    from boothline.pipelines.tiny import build_tokenizer
 
     tokenizer = build_tokenizer()
     torch.manual_seed(0)

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from boothline.model import (ModelError, base_model_id, load_pipeline, make_scheduler, pick_dtype, stage_device,
+from boothline.pipelines.loading import (ModelError, base_model_id, load_pipeline, make_scheduler, pick_dtype, stage_device,
                              use_deterministic_kernels)
 from boothline.params import Model
-from boothline.sampling import Request, render
-from boothline.tiny import build_tokenizer
+from boothline.pipelines.sampling import Request, render
+from boothline.pipelines.tiny import build_tokenizer
 from conftest import REPO
 
 
@@ -26,7 +26,7 @@ def test_saved_in_diffusers_format_with_safetensors(tiny_dir):
 
 
 def test_build_is_identical_every_time(tmp_path, tiny_dir):
-    from boothline.tiny import build_tiny_pipeline
+    from boothline.pipelines.tiny import build_tiny_pipeline
 
     again = build_tiny_pipeline(tmp_path / "again")
     for f in ("unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors",
@@ -36,7 +36,7 @@ def test_build_is_identical_every_time(tmp_path, tiny_dir):
 
 def test_tokenizer_is_the_same_in_every_process():
     """The `tokenizers` BPE trainer breaks ties in hash order; boothline's merges must not depend on it."""
-    script = ("from boothline.tiny import build_tokenizer; t = build_tokenizer(); "
+    script = ("from boothline.pipelines.tiny import build_tokenizer; t = build_tokenizer(); "
               "print(len(t), t('a photo of sks dog on the beach').input_ids)")
     outputs = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO,
                               env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2, 3)}
@@ -100,7 +100,7 @@ def test_schedulers_and_dtypes(tiny_dir):
 
 
 def test_single_file_checkpoint_loads_and_matches_the_directory(tmp_path, tiny_dir):
-    from boothline.export import full_model_state, save_single_file
+    from boothline.training.export import full_model_state, save_single_file
 
     directory = load_pipeline(str(tiny_dir), scheduler="dpm++")
     path = save_single_file(tmp_path / "tiny.safetensors", full_model_state(directory, "fp32"), {})
@@ -121,7 +121,7 @@ def test_sdxl_single_file_is_refused(tmp_path):
 
 
 def test_pil_images_are_quantised_exactly_as_diffusers_does(tiny_dir):
-    from boothline.sampling import render_batch
+    from boothline.pipelines.sampling import render_batch
 
     pipe = load_pipeline(str(tiny_dir), scheduler="dpm++")
     requests = [Request("a photo of a toy", seed, steps=2, width=32, height=32) for seed in (0, 1)]

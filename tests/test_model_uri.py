@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from boothline import model_uri
-from boothline.model import ModelError, base_model_id
-from boothline.model_uri import resolve_model
+from boothline.generation import model_uri
+from boothline.pipelines.loading import ModelError, base_model_id
+from boothline.generation.model_uri import resolve_model
 from conftest import REPO
 
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from boothline.entry import StageError
-from boothline.model import base_model_id
+from boothline.pipelines.loading import base_model_id
 from conftest import REPO
 from boothline.params import load_params
 from stages import priors

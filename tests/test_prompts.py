@@ -4,8 +4,8 @@ import pytest
 from transformers import CLIPTokenizer
 
 from boothline.params import PromptError, fill_subject
-from boothline.prompts import enhance, merge_phrases, token_overflow
-from boothline.styles import Style
+from boothline.generation.prompts import enhance, merge_phrases, token_overflow
+from boothline.generation.styles import Style
 
 OIL = Style("oil-painting", "Oil", "oil painting of {prompt}, impasto, detailed", "photo, blurry")
 

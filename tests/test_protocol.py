@@ -8,7 +8,7 @@ import pytest
 
 from boothline.entry import StageError
 from boothline.params import parse_params
-from boothline.protocol import (ACCESSORISATION, CUSTOM, PAPER_PROMPTS, PROPERTY, RECONTEXTUALISATION, eval_prompts,
+from boothline.evaluation.protocol import (ACCESSORISATION, CUSTOM, PAPER_PROMPTS, PROPERTY, RECONTEXTUALISATION, eval_prompts,
                                 stratified, without_token)
 
 

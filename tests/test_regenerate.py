@@ -8,13 +8,13 @@ import pytest
 from PIL import Image
 
 from boothline.entry import StageError
-from boothline.history import read_history
-from boothline.image_files import read_metadata
-from boothline.jobs import run_job
-from boothline.jobspec import build_job
-from boothline.model import ModelError
-from boothline.regenerate import regenerate
-from boothline.renderer import cpu_threads
+from boothline.generation.history import read_history
+from boothline.io.image_formats import read_metadata
+from boothline.generation.running import run_job
+from boothline.generation.planning import build_job
+from boothline.pipelines.loading import ModelError
+from boothline.generation.regenerate import regenerate
+from boothline.generation.renderer import cpu_threads
 
 SMALL = {"styles": ["anime"], "seeds": 5, "steps": 2, "width": 32, "height": 32, "batch_size": 3,
          "prompts": ["{subject} on the beach"]}
@@ -57,7 +57,7 @@ def test_unknown_id(params):
 
 
 def test_regenerate_refuses_another_device_kind_and_unknown_formats(params, workdir, monkeypatch):
-    import boothline.regenerate
+    import boothline.generation.regenerate
 
     p = params({"generate": {**SMALL, "seeds": 1}})
     run_job(build_job(p))
@@ -68,7 +68,7 @@ def test_regenerate_refuses_another_device_kind_and_unknown_formats(params, work
     assert regenerate(image_id, p, out="again.jpeg")["file"] == "again.jpeg"
     assert Image.open("again.jpeg").format == "JPEG"
 
-    row = boothline.regenerate.find_row(image_id, p.generate.history_dir)
-    monkeypatch.setattr(boothline.regenerate, "find_row", lambda *args: {**row, "device": "cuda:NVIDIA H100"})
+    row = boothline.generation.regenerate.find_row(image_id, p.generate.history_dir)
+    monkeypatch.setattr(boothline.generation.regenerate, "find_row", lambda *args: {**row, "device": "cuda:NVIDIA H100"})
     with pytest.raises(StageError, match="was made on cuda:NVIDIA H100, and model.device renders on cpu here"):
         regenerate(image_id, p)

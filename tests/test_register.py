@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from boothline.entry import run_stage
-from boothline.model import read_model_card
+from boothline.pipelines.loading import read_model_card
 from stages import register
 from stages.evaluate import metric_block
 from test_evaluate import TINY_ID, FAST_TRAIN, install_trained_model, train_project, trained_full  # noqa: F401

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from boothline import registry
-from boothline.registry import CANDIDATE, CHAMPION, Submission, decide
+from boothline.registry.store import store
+from boothline.registry.store import CANDIDATE, CHAMPION, Submission, decide
 
 
 @pytest.fixture(scope="session")
@@ -147,7 +147,7 @@ def test_logged_model_carries_the_pipeline_code_requirements_and_signature(clien
     local = Path(mlflow.artifacts.download_artifacts(f"models:/m@{CANDIDATE}"))
     assert (local / "artifacts/pipeline/model_index.json").is_file()
     assert (local / "artifacts/pipeline/boothline_model.json").is_file()
-    assert (local / "code/boothline/model.py").is_file() and not list(local.glob("code/**/__pycache__"))
+    assert (local / "code/boothline/pipelines/loading.py").is_file() and not list(local.glob("code/**/__pycache__"))
     requirements = (local / "requirements.txt").read_text().split()
     assert "torch>=2.3" in requirements and any(r.startswith("diffusers==") for r in requirements)
     mlmodel = yaml.safe_load((local / "MLmodel").read_text())

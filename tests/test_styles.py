@@ -5,7 +5,7 @@ import re
 import pytest
 import yaml
 
-from boothline.styles import PACKAGED_REGISTRY, StyleError, load_styles, read_styles, select_styles
+from boothline.generation.styles import PACKAGED_REGISTRY, StyleError, load_styles, read_styles, select_styles
 
 
 def write_styles(path, entries):

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import torch
 
-from boothline.checkpoints import TEST_KILL_ENV
+from boothline.training.checkpoints import TEST_KILL_ENV
 from boothline.entry import StageError
 from conftest import REPO, run_module
 
@@ -68,12 +68,12 @@ def fresh_start() -> None:
 
 
 def fidelity(model: str, params) -> dict[str, float]:
-    """latent_fidelity (boothline.latents) over 16 seeds: instance-prompt vs class-prompt generations,
+    """latent_fidelity (boothline.evaluation.latents) over 16 seeds: instance-prompt vs class-prompt generations,
     each compared with the VAE latents of the real subject images."""
-    from boothline.images import load_rgb
-    from boothline.latents import encode_images, generate_latents, latent_fidelity
-    from boothline.model import load_pipeline
-    from boothline.sampling import Request
+    from boothline.io.images import load_rgb
+    from boothline.evaluation.latents import encode_images, generate_latents, latent_fidelity
+    from boothline.pipelines.loading import load_pipeline
+    from boothline.pipelines.sampling import Request
 
     pipe = load_pipeline(model, scheduler="dpm++")
     real = [load_rgb(path) for path in pd.read_parquet("data/validated/manifest.parquet")["file"]]
@@ -145,9 +145,9 @@ def test_killed_runs_resume_to_bit_identical_weights(trainable, params):
 def test_lora_saves_only_the_adapter_which_reloads_onto_the_base(trainable, params, monkeypatch):
     from diffusers import StableDiffusionPipeline
 
-    from boothline.latents import generate_latents
-    from boothline.model import load_pipeline, make_scheduler
-    from boothline.sampling import Request
+    from boothline.evaluation.latents import generate_latents
+    from boothline.pipelines.loading import load_pipeline, make_scheduler
+    from boothline.pipelines.sampling import Request
     from stages import train
 
     requests = [Request("a photo of sks toy", seed, steps=5, width=64, height=64) for seed in range(2)]
@@ -268,7 +268,7 @@ def test_lora_with_a_peft_the_libraries_refuse_stops_in_one_line_before_any_work
     import transformers.integrations.peft
 
     from boothline.entry import run_stage
-    from boothline.model import check_lora_support
+    from boothline.pipelines.loading import check_lora_support
     from stages import train
 
     check_lora_support("train.lora.enabled = true", on_text_encoder=True)  # the lock's versions work together
@@ -377,7 +377,7 @@ def test_frozen_modules_the_loop_never_calls_leave_the_gpu(settings, crop_cached
 def test_deterministic_kernels_train_and_validate_to_the_same_weights(trainable, params):
     """model.deterministic switches torch to deterministic kernels for the stage; every op the tiny pipeline
     trains and renders with has one (CPU kernels are deterministic anyway, so the weights do not move)."""
-    from boothline.model import use_deterministic_kernels
+    from boothline.pipelines.loading import use_deterministic_kernels
     from stages import train
 
     overrides = {**SHORT, "max_train_steps": 2, "checkpoint_every": 2, "train_text_encoder": True, "validate_every": 2}
@@ -395,7 +395,7 @@ def test_deterministic_kernels_train_and_validate_to_the_same_weights(trainable,
 
 def test_lora_model_loads_its_base_as_training_did(trainable, params):
     """The adapter's card keeps the base's variant (and revision, single-file config) for every later load."""
-    from boothline.model import ModelError, load_pipeline
+    from boothline.pipelines.loading import ModelError, load_pipeline
     from stages import train
 
     load_pipeline("builtin:tiny").save_pretrained("data/base/tiny-fp16", variant="fp16")  # variant files only

@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from boothline.train_metrics import COLUMNS, LossReadback, MetricsLog
+from boothline.training.loss_log import COLUMNS, LossReadback, MetricsLog
 
 
 def test_metrics_round_trip_and_summary():

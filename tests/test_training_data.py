@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from boothline.images import load_rgb
-from boothline.training_data import Augment, DreamBoothBatches, EpochOrder, LatentSource, tokenize
+from boothline.io.images import load_rgb
+from boothline.training.batches import Augment, DreamBoothBatches, EpochOrder, LatentSource, tokenize
 
 DEMO = Path(__file__).resolve().parents[1] / "data/subjects/demo"
 
 
 @pytest.fixture(scope="module")
 def tiny(tiny_dir):
-    from boothline.model import load_pipeline
+    from boothline.pipelines.loading import load_pipeline
 
     return load_pipeline(str(tiny_dir))
 

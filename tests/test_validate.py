@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from boothline.entry import run_stage
-from boothline.images import load_rgb
+from boothline.io.images import load_rgb
 from conftest import run_module
 from stages import validate
 

@@ -129,7 +129,7 @@ def render_numerics(settings: Model) -> tuple[str, str]:
 def base_model_id(model: Model) -> str:
     """A stable identifier of the base model for manifests, fingerprints and image metadata."""
     if model.base == TINY:
-        from boothline.tiny import TINY_VERSION
+        from boothline.pipelines.tiny import TINY_VERSION
 
         return f"{TINY}@v{TINY_VERSION}"
     return model.base + (f"@{model.revision}" if model.revision else "")
@@ -138,7 +138,7 @@ def base_model_id(model: Model) -> str:
 def resolve_source(source: str, tiny_dir: Path = TINY_DIR) -> str:
     """`builtin:tiny` becomes its saved directory (built on first use); anything else is returned as is."""
     if source == TINY:
-        from boothline.tiny import ensure_tiny_pipeline
+        from boothline.pipelines.tiny import ensure_tiny_pipeline
 
         return str(ensure_tiny_pipeline(tiny_dir))
     return source
@@ -285,7 +285,7 @@ def prepare_for_inference(pipe, model: Model, device: torch.device):
     if model.cpu_offload and on_accelerator:
         pipe.enable_model_cpu_offload(device=device)
     if model.compile:
-        from boothline.compiling import compile_pipeline
+        from boothline.pipelines.compiling import compile_pipeline
 
         compile_pipeline(pipe, model.compile_mode)
     return pipe

@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from boothline.files import atomic_write_bytes
+from boothline.io.files import atomic_write_bytes
 
 Rule = tuple[re.Pattern, Callable[[re.Match], str]]
 UNET_PREFIX, VAE_PREFIX = "model.diffusion_model.", "first_stage_model."

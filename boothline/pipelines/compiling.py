@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from boothline.files import atomic_write_bytes
+from boothline.io.files import atomic_write_bytes
 from boothline.paths import COMPILE_CACHE_DIR
 
 BACKEND = "inductor"  # tests swap in "aot_eager": the same graph capture and autograd, without code generation

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from boothline.trainable import trainable_named_parameters
+from boothline.training.trainable import trainable_named_parameters
 
 GRADIENT_CHUNK = 64  # tensors per multi-tensor copy: a few kernels per step, a small slice of memory at a time
 
@@ -42,7 +42,7 @@ class MasterWeights:
         return by_module
 
     def state(self) -> dict[str, torch.Tensor]:
-        """The trained weights, fp32, named as `boothline.trainable.trainable_state` names them."""
+        """The trained weights, fp32, named as `boothline.training.trainable.trainable_state` names them."""
         return {name: master for (name, _), master in zip(self.named, self.masters)}
 
     @torch.no_grad()

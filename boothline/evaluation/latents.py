@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from boothline.sampling import Request, batches, render_batch
+from boothline.pipelines.sampling import Request, batches, render_batch
 
 
 def image_tensor(image: Image.Image, resolution: int, crop: tuple[float, float] | None = None,

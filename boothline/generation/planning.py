@@ -24,14 +24,14 @@ import yaml
 from pydantic import ValidationError
 
 from boothline.entry import StageError
-from boothline.image_files import EXTENSIONS
-from boothline.model import render_numerics
-from boothline.model_uri import ResolvedModel, resolve_model
+from boothline.io.image_formats import EXTENSIONS
+from boothline.pipelines.loading import render_numerics
+from boothline.generation.model_uri import ResolvedModel, resolve_model
 from boothline.params import Generate, Model, Params, ParamsError, Subject, fill_subject, format_errors
 from boothline.paths import GENERATIONS_DIR, JOBS_DIR
-from boothline.prompts import enhance
-from boothline.sampling import Request
-from boothline.styles import Style, load_styles, select_styles
+from boothline.generation.prompts import enhance
+from boothline.pipelines.sampling import Request
+from boothline.generation.styles import Style, load_styles, select_styles
 
 SWEEPABLE = ("steps", "guidance", "scheduler")
 SUMMARY = "summary.json"

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from boothline.images import save_png
-from boothline.model import make_scheduler
+from boothline.io.images import save_png
+from boothline.pipelines.loading import make_scheduler
 from boothline.params import Params
 from boothline.paths import VALIDATION_DIR
-from boothline.sampling import Request, render
-from boothline.sheets import prompt_grid
+from boothline.pipelines.sampling import Request, render
+from boothline.io.sheets import prompt_grid
 
 
 def validation_requests(params: Params) -> list[Request]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from PIL import Image, ImageOps, PngImagePlugin
 
-from boothline.files import atomic_write_bytes
+from boothline.io.files import atomic_write_bytes
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -1,6 +1,6 @@
 """The registered model: a boothline DreamBooth model as an MLflow pyfunc, defined from code (no pickle).
 
-`boothline.registry` logs this file as `python_model` with the model directory (the `data/model/` layout:
+`boothline.registry.store` logs this file as `python_model` with the model directory (the `data/model/` layout:
 a full diffusers pipeline, or a LoRA adapter whose card names its base) as the artifact "pipeline", and
 the boothline package as code. MLflow runs this file when it loads the model.
 
@@ -36,7 +36,7 @@ def prompts_of(model_input) -> list[str]:
 
 class DreamBoothModel(PythonModel):
     def load_context(self, context):
-        from boothline.model import load_pipeline, pick_device, pick_dtype, prepare_for_inference, read_model_card
+        from boothline.pipelines.loading import load_pipeline, pick_device, pick_dtype, prepare_for_inference, read_model_card
         from boothline.params import Model
 
         directory = context.artifacts[PIPELINE_ARTIFACT]
@@ -53,9 +53,9 @@ class DreamBoothModel(PythonModel):
     # schema from it: any other type hint would replace the explicit signature, and none draws a warning.
     # For the same reason this file has no `from __future__ import annotations`: MLflow reads the hint itself.
     def predict(self, context, model_input: pd.DataFrame, params=None):
-        from boothline.images import a1111_parameters, png_bytes
-        from boothline.model import A1111_SAMPLER_NAMES, SCHEDULERS, make_scheduler
-        from boothline.sampling import Request, render
+        from boothline.io.images import a1111_parameters, png_bytes
+        from boothline.pipelines.loading import A1111_SAMPLER_NAMES, SCHEDULERS, make_scheduler
+        from boothline.pipelines.sampling import Request, render
 
         p = {**DEFAULT_PARAMS, **(params or {})}
         if p["scheduler"] not in SCHEDULERS:

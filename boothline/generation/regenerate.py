@@ -13,15 +13,15 @@ import logging
 from pathlib import Path
 
 from boothline.entry import StageError
-from boothline.history import HISTORY_DIR, query, read_history
-from boothline.image_files import pixel_sha256, write_image
-from boothline.jobs import RECORD_KEYS, parameters_text
-from boothline.model import ModelError, pick_device
-from boothline.model_uri import display_name, resolve_model
+from boothline.generation.history import HISTORY_DIR, query, read_history
+from boothline.io.image_formats import pixel_sha256, write_image
+from boothline.generation.running import RECORD_KEYS, parameters_text
+from boothline.pipelines.loading import ModelError, pick_device
+from boothline.generation.model_uri import display_name, resolve_model
 from boothline.params import Params
 from boothline.paths import REGENERATED_DIR
-from boothline.renderer import Renderer, cpu_threads
-from boothline.sampling import Request
+from boothline.generation.renderer import Renderer, cpu_threads
+from boothline.pipelines.sampling import Request
 
 FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
 log = logging.getLogger(__name__)

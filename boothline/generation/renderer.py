@@ -11,12 +11,12 @@ from typing import Iterator, Sequence
 import torch
 from PIL import Image
 
-from boothline.model import (DTYPE_NAMES, DTYPES, load_pipeline, make_scheduler, pick_device, pick_dtype,
+from boothline.pipelines.loading import (DTYPE_NAMES, DTYPES, load_pipeline, make_scheduler, pick_device, pick_dtype,
                              prepare_for_inference, use_deterministic_kernels)
-from boothline.model_uri import ResolvedModel
+from boothline.generation.model_uri import ResolvedModel
 from boothline.params import Model
-from boothline.prompts import token_overflow
-from boothline.sampling import Request, render_batch
+from boothline.generation.prompts import token_overflow
+from boothline.pipelines.sampling import Request, render_batch
 
 
 class Renderer:

@@ -19,7 +19,7 @@ from boothline.params import SLUG, SchedulerName, Section
 
 REGISTRY = Path("registry/styles.yaml")
 # The checkout's copy, for a `boothline` run outside the project directory (or a test's temp dir).
-PACKAGED_REGISTRY = Path(__file__).resolve().parents[1] / REGISTRY
+PACKAGED_REGISTRY = Path(__file__).resolve().parents[2] / REGISTRY
 PLACEHOLDER = "{prompt}"
 BRACED = re.compile(r"\{[^{}]*\}")
 

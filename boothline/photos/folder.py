@@ -18,8 +18,8 @@ from pandera.typing import Series
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from boothline.entry import StageError
-from boothline.files import sha256_file
-from boothline.images import load_rgb
+from boothline.io.files import sha256_file
+from boothline.io.images import load_rgb
 
 # MPO is how Pillow names a JPEG with extra frames (many cameras embed a preview, iPhones a gain map).
 SUPPORTED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF")

@@ -3,7 +3,7 @@
 - Full fine-tune: a complete diffusers StableDiffusionPipeline (safetensors).
 - LoRA: only the adapter, `pytorch_lora_weights.safetensors` in the diffusers LoRA format (what
   `pipe.load_lora_weights` reads, with the rank/alpha config in its metadata), plus a pointer to the base.
-Both get `boothline_model.json` (the model card `boothline.model.load_pipeline` reads), and optionally a
+Both get `boothline_model.json` (the model card `boothline.pipelines.loading.load_pipeline` reads), and optionally a
 single-file export for AUTOMATIC1111/ComfyUI (`train.export_single_file`).
 """
 
@@ -15,12 +15,12 @@ from typing import Any
 
 import torch
 
-from boothline.export import full_model_state, lora_to_kohya, save_single_file, text_model_keys
-from boothline.files import atomic_directory
-from boothline.model import MODEL_CARD, base_model_id
+from boothline.training.export import full_model_state, lora_to_kohya, save_single_file, text_model_keys
+from boothline.io.files import atomic_directory
+from boothline.pipelines.loading import MODEL_CARD, base_model_id
 from boothline.params import Params
 from boothline.paths import MODEL_DIR
-from boothline.trainable import TEXT_ENCODER, UNET, lora_config
+from boothline.training.trainable import TEXT_ENCODER, UNET, lora_config
 
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
 FULL_SINGLE_FILE = "model-single-file.safetensors"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from boothline.params import fill_subject
-from boothline.styles import Style
+from boothline.generation.styles import Style
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Generated image files in PNG, JPEG or WebP, each carrying its generation parameters, written atomically.
 
-PNG: the AUTOMATIC1111 `parameters` text chunk and a `boothline` JSON chunk (boothline.images.png_bytes).
+PNG: the AUTOMATIC1111 `parameters` text chunk and a `boothline` JSON chunk (boothline.io.images.png_bytes).
 JPEG/WebP: the same `parameters` text in EXIF UserComment (UNICODE-prefixed UTF-16, as A1111 writes it)
 and the JSON record in EXIF ImageDescription. `read_record` gets the JSON record back from any of them.
 """
@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from PIL import ExifTags, Image
 
-from boothline.files import atomic_write_bytes
-from boothline.images import png_bytes
+from boothline.io.files import atomic_write_bytes
+from boothline.io.images import png_bytes
 
 EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 USER_COMMENT_UNICODE = b"UNICODE\x00"

@@ -2,7 +2,7 @@
 
 - Store: any MLflow tracking URI. A local one (`sqlite:///...`) gets its experiment's artifacts in
   `register.artifact_location`; a tracking server keeps its own artifact store.
-- Model: the pyfunc in `boothline/pyfunc_model.py`, logged from code with the model directory as the
+- Model: the pyfunc in `boothline/registry/pyfunc_model.py`, logged from code with the model directory as the
   artifact "pipeline" and the boothline package as code, so it loads anywhere its pip requirements install.
 - Identity: every version carries the tag `boothline.model_key` (training fingerprint + step); a model
   whose key is already registered is not registered again.
@@ -30,8 +30,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 
-from boothline.metrics import HIGHER_IS_BETTER
-from boothline.pyfunc_model import DEFAULT_PARAMS, PIPELINE_ARTIFACT
+from boothline.evaluation.metrics import HIGHER_IS_BETTER
+from boothline.registry.pyfunc_model import DEFAULT_PARAMS, PIPELINE_ARTIFACT
 
 CANDIDATE = "candidate"
 CHAMPION = "champion"
@@ -39,8 +39,8 @@ MODEL_KEY_TAG = "boothline.model_key"
 PROMOTED_TAG = "boothline.promoted"
 REASONS_TAG = "boothline.gate_reasons"
 EVAL_PREFIX = "eval."  # run metrics holding the registered model's evaluation scores
-PACKAGE_DIR = Path(__file__).resolve().parent
-PYFUNC_FILE = PACKAGE_DIR / "pyfunc_model.py"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the boothline package, logged as code
+PYFUNC_FILE = Path(__file__).resolve().parent / "pyfunc_model.py"
 # Libraries that read the saved weights are pinned to the versions that wrote them.
 PINNED = ("diffusers", "transformers", "tokenizers", "accelerate", "safetensors", "peft")
 UNPINNED = ("torch>=2.3", "pillow>=10", "numpy", "pandas>=2.1", "pydantic>=2.6,<3", "pyyaml>=6")

@@ -27,11 +27,11 @@ from typing import Any, Sequence
 import torch
 
 from boothline.entry import StageError
-from boothline.files import atomic_directory
-from boothline.model import ModelError, base_model_id, check_lora_support, load_pipeline
+from boothline.io.files import atomic_directory
+from boothline.pipelines.loading import ModelError, base_model_id, check_lora_support, load_pipeline
 from boothline.params import Lora, Params, dotted
 from boothline.paths import CHECKPOINTS
-from boothline.trainable import TEXT_ENCODER, UNET, add_lora_adapters, load_trainable_state
+from boothline.training.trainable import TEXT_ENCODER, UNET, add_lora_adapters, load_trainable_state
 
 FORMAT = 1
 STATE = "state.json"

@@ -24,7 +24,7 @@ from pandera.errors import SchemaError, SchemaErrors
 from pandera.typing import Series
 
 from boothline.entry import StageError
-from boothline.files import atomic_write_bytes
+from boothline.io.files import atomic_write_bytes
 from boothline.paths import HISTORY_DIR
 
 IMAGE_ID = r"^[0-9a-f]{16}$"

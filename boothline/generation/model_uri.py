@@ -1,6 +1,6 @@
 """What `--model` means: a local model directory, `builtin:tiny`, a hub id, or a registered MLflow model.
 
-Resolution turns the value into something `boothline.model.load_pipeline` loads, plus the identity that
+Resolution turns the value into something `boothline.pipelines.loading.load_pipeline` loads, plus the identity that
 image ids and the history log record: the model card's training fingerprint and step, else the registry
 version, else the base model id, else a hash of the weights. `models:/name@alias` and `models:/name/<version>` are downloaded
 once into `data/cache/registry/` (pinned to the version the alias pointed at). MLflow is imported only
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from boothline.files import atomic_directory, atomic_write_text, sha256_file
-from boothline.model import HUB_ID, TINY, ModelError, base_model_id, read_model_card, resolve_source
+from boothline.io.files import atomic_directory, atomic_write_text, sha256_file
+from boothline.pipelines.loading import HUB_ID, TINY, ModelError, base_model_id, read_model_card, resolve_source
 from boothline.params import Params
 from boothline.paths import HASH_CACHE, MODEL_DIR, REGISTRY_CACHE
 

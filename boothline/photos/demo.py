@@ -1,6 +1,6 @@
 """Draw the demo subject: a small, distinctive robot toy, photographed five ways.
 
-`python -m boothline.demo_subject [DIR]` writes the committed images in `data/subjects/demo/`. The toy
+`python -m boothline.photos.demo [DIR]` writes the committed images in `data/subjects/demo/`. The toy
 keeps its identity (teal body, orange visor, yellow antenna ball, heart badge) while the "photos" vary
 background, scale, position and rotation, as a user's photos of one object would.
 """

@@ -5,6 +5,8 @@
     boothline history [--prompt TEXT] [--style S] [--model M] [--since DATE] [--until DATE] [--job ID]
     boothline regenerate ID [--out FILE]
 
+Every command takes `--workspace DIR` (default: the current directory): the `data/` tree it reads and writes.
+
 Settings collide in the order: these flags > the job file > style settings > params.yaml (`generate`).
 A flag given comma-separated values (`--guidance 5,7.5`) sweeps them. Images go to data/jobs/<job-id>/ and
 one row per image to the history log. Runs sharded under `accelerate launch -m boothline.cli generate ...`.
@@ -20,8 +22,9 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from boothline.entry import user_errors
+from boothline.errors import USER_ERRORS
 from boothline.params import Params, load_params
+from boothline.paths import Workspace
 
 
 def _csv(text: str) -> list[str]:
@@ -61,7 +64,7 @@ def cmd_generate(args: argparse.Namespace, load: Callable[[], Params]) -> int:
     from boothline.generation.planning import build_job
 
     params = load()
-    job = build_job(params, job_file=args.job, overrides=_overrides(args))
+    job = build_job(params, job_file=args.job, overrides=_overrides(args), workspace=Workspace(args.workspace))
     summary = run_launched(job)
     if "sheets" in summary:  # process 0 (or the only one) reports
         speed = f", {summary['images_per_second']} images/s" if summary["images_per_second"] else ""
@@ -88,7 +91,8 @@ HISTORY_SHOWN = ["created_at", "image_id", "style", "seed", "model_version", "fi
 def cmd_history(args: argparse.Namespace, load: Callable[[], Params]) -> int:
     from boothline.generation.history import query, read_history
 
-    rows = query(read_history(args.dir or load().generate.history_dir), prompt=args.prompt, style=args.style,
+    directory = args.dir or load().generate.history_dir or Workspace(args.workspace).history_dir
+    rows = query(read_history(directory), prompt=args.prompt, style=args.style,
                  model=args.model, since=args.since, until=args.until, job=args.job, image_id=args.id)
     if args.limit:
         rows = rows.tail(args.limit)
@@ -107,7 +111,8 @@ def cmd_regenerate(args: argparse.Namespace, load: Callable[[], Params]) -> int:
     from boothline.generation.regenerate import regenerate
 
     params = load()
-    result = regenerate(args.image_id, params, out=args.out, history_dir=args.dir or params.generate.history_dir)
+    result = regenerate(args.image_id, params, out=args.out, history_dir=args.dir,
+                        workspace=Workspace(args.workspace))
     verdict = "pixels identical to the logged image" if result["identical"] else "PIXELS DIFFER from the logged image"
     print(f"{result['file']}: {verdict} ({result['original']})")
     return 0 if result["identical"] else 1
@@ -116,19 +121,21 @@ def cmd_regenerate(args: argparse.Namespace, load: Callable[[], Params]) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="boothline", description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    # --params is accepted after the command too (`boothline generate --params x.yaml ...`)
+    parser.add_argument("--workspace", default=".", help="directory holding data/ (default: the current one)")
+    # --params and --workspace are accepted after the command too (`boothline generate --params x.yaml ...`)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--params", default=argparse.SUPPRESS, help="params file (default: params.yaml)")
+    common.add_argument("--workspace", default=argparse.SUPPRESS, help="directory holding data/ (default: .)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", parents=[common],
-                         help="render prompts x styles x seeds into data/jobs/<job-id>/")
+                         help="render prompts x styles x seeds into <workspace>/data/jobs/<job-id>/")
     gen.add_argument("--prompt", action="append", help="a prompt; repeat for several ({subject} = token + class)")
     gen.add_argument("--styles", help="comma-separated style names, or 'all' (default: generate.styles)")
     gen.add_argument("--seeds", type=int, help="N seeds, from generate.seed (or --seed)")
     gen.add_argument("--seed", type=int, help="first seed")
     gen.add_argument("--model", help="model directory, builtin:tiny, hub id or models:/name@alias "
-                                     "(default: data/model if it exists, else model.base)")
+                                     "(default: the workspace's data/model if it exists, else model.base)")
     gen.add_argument("--job", help="job file (YAML or JSON) with generate keys")
     gen.add_argument("--steps", help="sampling steps; comma-separated to sweep")
     gen.add_argument("--guidance", help="CFG scale; comma-separated to sweep")
@@ -155,12 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--id", help="image id or prefix")
     history.add_argument("--limit", type=int, help="only the latest N rows")
     history.add_argument("--json", action="store_true", help="full rows as JSON lines")
-    history.add_argument("--dir", help="history directory (default: generate.history_dir)")
+    history.add_argument("--dir", help="history directory (default: generate.history_dir, else <workspace>/data/history)")
 
     regen = sub.add_parser("regenerate", parents=[common], help="render a logged image again, bit for bit")
     regen.add_argument("image_id")
     regen.add_argument("--out", help="output file (default: data/regenerated/<id>.<ext>)")
-    regen.add_argument("--dir", help="history directory (default: generate.history_dir)")
+    regen.add_argument("--dir", help="history directory (default: generate.history_dir, else <workspace>/data/history)")
     return parser
 
 
@@ -175,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="[boothline] %(message)s")
     try:
         return COMMANDS[args.command](args, lambda: load_params(args.params))
-    except user_errors() as err:
+    except USER_ERRORS as err:
         print(str(err), file=sys.stderr)
         return 1
     except BrokenPipeError:  # `boothline history | head`: the reader has all it wants

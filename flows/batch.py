@@ -6,7 +6,7 @@ Its fixed batches of deterministic image ids are split into `shards` tasks (`boo
 so the images are the same however many shards share the job. The shards go through a task runner chosen
 per run: threads on this machine (default), or a Dask or Ray cluster with the optional extras
 (`pip install 'boothline[dask]'` / `'boothline[ray]'`, imported only when chosen). Cluster workers resolve
-the job's relative paths (data/jobs/, data/history/, the model) from their own working directory: start
+the job's relative paths (the workspace's data/jobs/ and data/history/, the model) from their own working directory: start
 them in the project directory, on storage every worker shares. Dask starts its workers with one torch
 thread (OMP_NUM_THREADS=1); on CPU, float sums and so pixels depend on the thread count, so their images
 have the same ids and files as a local run but may differ from it in the last bits.
@@ -32,7 +32,9 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from boothline.generation.running import finalize_job, prepare_job, render_shard
 from boothline.generation.planning import Job, build_job
 from boothline.pipelines.loading import render_numerics
-from boothline.params import ParamsError, load_params
+from boothline.errors import ParamsError
+from boothline.params import load_params
+from boothline.paths import Workspace
 from flows.gpu import GPU_TAG, ensure_gpu_limit
 from flows.retries import retry_if_transient
 
@@ -146,19 +148,21 @@ def batch_generate(prompts: list[str] | None = None, styles: list[str] | str | N
                    seeds: int | list[int] | None = None, model: str | None = None, job_file: str | None = None,
                    settings: dict[str, Any] | None = None, shards: int = 1, task_runner: TaskRunnerName = "threads",
                    cluster_address: str | None = None, gpu_per_shard: bool | None = None,
-                   params_file: str = "params.yaml") -> dict:
-    """Render a job into data/jobs/<job-id>/ and log every image; returns the job summary.
+                   params_file: str = "params.yaml", workspace: str = ".") -> dict:
+    """Render a job into <workspace>/data/jobs/<job-id>/ and log every image; returns the job summary.
 
     prompts, styles ("all" or names), seeds (a count or a list), model (a directory, builtin:tiny, a hub id or
     models:/<name>@<alias>): override the job file, which overrides params.yaml's `generate` section.
     settings: any other `generate` keys, e.g. {"steps": 30, "sweep": {"guidance": [5, 7.5]}}.
     shards: how many tasks share the job; task_runner and cluster_address: where they run; gpu_per_shard:
     whether each shard reserves one GPU on a cluster (default: when the job renders on CUDA).
+    workspace: the directory whose data/ the job writes (default: the flow's working directory).
     """
     if shards < 1:
         raise ParamsError(f"shards = {shards}: must be at least 1")
     params = load_params(params_file)
-    job = build_job(params, job_file=job_file, overrides=job_overrides(prompts, styles, seeds, model, settings))
+    job = build_job(params, job_file=job_file, overrides=job_overrides(prompts, styles, seeds, model, settings),
+                    workspace=Workspace(workspace))
     num_shards = min(shards, len(job.batches()))  # a shard smaller than one batch would have nothing to do
     print(f"{job.job_id}: {len(job.images)} images with {job.model.uri} in {num_shards} shard(s) on {task_runner}")
     gpu = shard_needs_gpu(job, gpu_per_shard)

@@ -7,7 +7,7 @@ and a stage whose outputs were deleted runs again. Bad input fails the flow at o
 message (no retries); only failures a retry can fix are retried (flows/retries.py). GPU-heavy tasks carry
 the `gpu` tag (flows/gpu.py).
 
-    python -m flows.pipeline [--params FILE]      # one run, here (deployments: prefect.yaml, flows/serve.py)
+    python -m flows.pipeline [--params FILE] [--workspace DIR]    # one run, here (deployments: prefect.yaml, flows/serve.py)
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 from prefect import Task, flow, task
 
 from boothline.params import Params, load_params
+from boothline.paths import Workspace
 from flows.gpu import GPU_TAG, ensure_gpu_limit
 from flows.retries import retry_if_transient
 from flows.stage_cache import StageInputs, outputs_current, record_outputs, stage_key
@@ -30,16 +31,16 @@ RETRIES = {"validate": 0, "priors": 2, "train": 1, "evaluate": 2, "register": 3,
 RETRY_DELAYS_SECONDS = [10, 60, 180]
 
 
-def run_stage(stage: str, params: Params) -> dict:
-    """`stages.<stage>.run(params)`, looked up at call time (so it is the function `dvc repro` calls)."""
-    return importlib.import_module(f"stages.{stage}").run(params)
+def run_stage(stage: str, params: Params, workspace: Workspace) -> dict:
+    """`stages.<stage>.run(params, workspace)`, looked up at call time (so it is the function `dvc repro` calls)."""
+    return importlib.import_module(f"stages.{stage}").run(params, workspace)
 
 
 def stage_task(stage: str) -> Task:
-    def run(params: Params) -> dict:
-        key = stage_key(stage, params)  # of the inputs as they were when the stage started
-        summary = run_stage(stage, params)
-        record_outputs(stage, key, params)
+    def run(params: Params, workspace: Workspace) -> dict:
+        key = stage_key(stage, params, workspace)  # of the inputs as they were when the stage started
+        summary = run_stage(stage, params, workspace)
+        record_outputs(stage, key, params, workspace)
         return summary
 
     run.__name__ = run.__qualname__ = stage  # the task's key: one per stage
@@ -52,26 +53,31 @@ STAGE_TASKS = {stage: stage_task(stage) for stage in STAGES}
 
 
 @flow(name="dreambooth-pipeline", log_prints=True)
-def dreambooth_pipeline(params_file: str = "params.yaml", overrides: dict[str, Any] | None = None) -> dict[str, dict]:
-    """Run every stage in order in the project directory; returns each stage's summary by name.
+def dreambooth_pipeline(params_file: str = "params.yaml", overrides: dict[str, Any] | None = None,
+                        workspace: str = ".") -> dict[str, dict]:
+    """Run every stage in order; returns each stage's summary by name.
 
     params_file: the params file, relative to the project directory.
     overrides: params to change for this run only, shaped like the file, e.g. {"train": {"max_train_steps": 400}}.
+    workspace: the directory whose data/ the stages read and write (default: the project directory).
     """
     params = load_params(params_file, overrides)  # a bad value fails here, before any task
+    space = Workspace(workspace)
     ensure_gpu_limit()
     summaries = {}
     for stage, stage_run in STAGE_TASKS.items():
         # a stored result counts only while the outputs on disk are the ones it made; else run and store anew
-        summaries[stage] = stage_run.with_options(refresh_cache=not outputs_current(stage, params))(params)
+        fresh = outputs_current(stage, params, space)
+        summaries[stage] = stage_run.with_options(refresh_cache=not fresh)(params, space)
     return summaries
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m flows.pipeline", description="Run dreambooth_pipeline once.")
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    parser.add_argument("--workspace", default=".", help="directory holding data/ (default: the current one)")
     args = parser.parse_args(argv)
-    dreambooth_pipeline(params_file=args.params)
+    dreambooth_pipeline(params_file=args.params, workspace=args.workspace)
 
 
 if __name__ == "__main__":

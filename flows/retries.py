@@ -8,14 +8,14 @@ from prefect import Task
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
-from boothline.entry import user_errors
+from boothline.errors import USER_ERRORS
 
 # OSErrors that describe the request, not the moment: the same call fails the same way again.
 PERMANENT_OS_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError)
 
 
 def is_transient(error: BaseException) -> bool:
-    if isinstance(error, user_errors()):
+    if isinstance(error, USER_ERRORS):
         return False
     if isinstance(error, (ConnectionError, TimeoutError)):
         return True

@@ -6,8 +6,10 @@ directories). A stored result only counts while the stage's outputs on disk are 
 after each run the stage's key and output hashes are recorded (as dvc.lock does), and the flow asks
 `outputs_current`, refreshing the cache of a stage whose outputs are gone or came from other inputs.
 
-Paths resolve from the project directory (the cwd, where params.yaml and data/ live), except deps inside the
-code packages (stages/, boothline/, flows/), which are hashed where the running code was imported from.
+Paths that dvc.yaml writes out under data/ (the pipeline's own outputs and inputs) resolve inside the run's
+workspace; paths taken from the params (`${subject.instance_dir}`) and other files resolve from the project
+directory (the cwd); deps inside the code packages (stages/, boothline/, flows/) are hashed where the running
+code was imported from. A key also names its workspace, so two workspaces never share a cached result.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from prefect.context import TaskRunContext
 
 from boothline.io.files import atomic_write_text, sha256_file
 from boothline.params import Params
-from boothline.paths import STAGE_OUTPUTS_RECORD
+from boothline.paths import Workspace
 
 CODE_ROOT = Path(__file__).resolve().parents[1]
 CODE_PACKAGES = ("boothline", "stages", "flows")
@@ -98,11 +100,14 @@ def interpolate(text: str, values: dict[str, Any]) -> str:
     return INTERPOLATION.sub(lambda m: str(param_value(values, m.group(1))), text)
 
 
-def locate(dep: str) -> Path:
-    path = Path(dep)
-    if not path.is_absolute() and path.parts and path.parts[0] in CODE_PACKAGES:
+def locate(declared: str, values: dict[str, Any], workspace: Workspace) -> Path:
+    """Where a dep or output dvc.yaml declares is, for this run (see the module docstring)."""
+    path = Path(interpolate(declared, values))
+    if path.is_absolute() or INTERPOLATION.search(declared):
+        return path
+    if path.parts and path.parts[0] in CODE_PACKAGES:
         return CODE_ROOT / path
-    return path
+    return workspace.resolve(path) if path.parts and path.parts[0] == "data" else path
 
 
 # (path, inode, size, mtime) -> sha256: a multi-GB model directory is read once per process, not once per stage.
@@ -125,64 +130,65 @@ def content_hash(path: Path) -> str:
         return "missing"
     listing = []
     for root, dirs, files in os.walk(path):
-        dirs.sort()
-        for name in sorted(files):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")  # as .dvcignore has it: bytecode is not code
+        for name in sorted(f for f in files if not f.endswith(".pyc")):
             file = Path(root) / name
             listing.append((file.relative_to(path).as_posix(), file_hash(file)))
     return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
 
 
-def stage_key(stage: str, params: Params, declarations: dict[str, StageDeclaration] | None = None) -> str | None:
+def stage_key(stage: str, params: Params, workspace: Workspace = Workspace(),
+              declarations: dict[str, StageDeclaration] | None = None) -> str | None:
     """What the stage reads, hashed; None (never cached) for a stage dvc.yaml does not declare."""
     declaration = (declarations if declarations is not None else read_declarations()).get(stage)
     if declaration is None:
         log.warning("%s: no stage %r in %s, so it is not cached and always runs", dvc_file(), stage, DVC_FILE)
         return None
     values = params.model_dump(mode="json")
-    deps = {dep: content_hash(locate(interpolate(dep, values))) for dep in declaration.deps}
-    fingerprint = {"stage": stage, "cmd": declaration.cmd, "deps": deps,
+    deps = {dep: content_hash(locate(dep, values, workspace)) for dep in declaration.deps}
+    fingerprint = {"stage": stage, "cmd": declaration.cmd, "deps": deps, "workspace": str(workspace.root.resolve()),
                    "params": {key: param_value(values, key) for key in declaration.params}}
     return f"{stage}-{hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()}"
 
 
-def output_hashes(stage: str, params: Params) -> dict[str, str] | None:
+def output_hashes(stage: str, params: Params, workspace: Workspace) -> dict[str, str] | None:
     """The content hash of every output dvc.yaml declares for the stage (None: not declared)."""
     declaration = read_declarations().get(stage)
     if declaration is None:
         return None
     values = params.model_dump(mode="json")
-    return {out: content_hash(Path(interpolate(out, values))) for out in declaration.outputs}
+    return {out: content_hash(locate(out, values, workspace)) for out in declaration.outputs}
 
 
-def _records() -> dict[str, dict]:
+def _records(workspace: Workspace) -> dict[str, dict]:
     try:
-        return json.loads(STAGE_OUTPUTS_RECORD.read_text())
+        return json.loads(workspace.stage_outputs_record.read_text())
     except (OSError, ValueError):
         return {}
 
 
-def record_outputs(stage: str, key: str | None, params: Params) -> None:
+def record_outputs(stage: str, key: str | None, params: Params, workspace: Workspace = Workspace()) -> None:
     """After a stage ran: the inputs' key and the outputs it left, as dvc.lock records them for `dvc repro`."""
-    records = _records()
-    records[stage] = {"key": key, "outputs": output_hashes(stage, params)}
-    atomic_write_text(STAGE_OUTPUTS_RECORD, json.dumps(records, indent=2, sort_keys=True) + "\n")
+    records = _records(workspace)
+    records[stage] = {"key": key, "outputs": output_hashes(stage, params, workspace)}
+    atomic_write_text(workspace.stage_outputs_record, json.dumps(records, indent=2, sort_keys=True) + "\n")
 
 
-def outputs_current(stage: str, params: Params) -> bool:
+def outputs_current(stage: str, params: Params, workspace: Workspace = Workspace()) -> bool:
     """Whether the stage's outputs on disk are the ones its present inputs produced. A stored result alone is
     not enough: after runs with other params (or `dvc repro`), the files may come from other inputs."""
-    outputs = output_hashes(stage, params)
+    outputs = output_hashes(stage, params, workspace)
     if outputs is None or "missing" in outputs.values():
         return False
-    record = _records().get(stage) or {}
-    return record.get("key") == stage_key(stage, params) and record.get("outputs") == outputs
+    record = _records(workspace).get(stage) or {}
+    return record.get("key") == stage_key(stage, params, workspace) and record.get("outputs") == outputs
 
 
 @dataclass
 class StageInputs(CachePolicy):
-    """Prefect cache policy for a task `fn(params: Params)` that runs the dvc.yaml stage `stage`."""
+    """Prefect cache policy for a task `fn(params: Params, workspace: Workspace)` that runs the dvc.yaml stage."""
     stage: str = ""
 
     def compute_key(self, task_ctx: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any],
                     **kwargs: Any) -> str | None:
-        return stage_key(self.stage, inputs["params"])
+        return stage_key(self.stage, inputs["params"], inputs["workspace"])

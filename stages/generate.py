@@ -1,4 +1,4 @@
-"""Stage 6, generate: the configured prompts x styles x seeds into data/generations/ (a DVC output).
+"""Stage 6, generate: the configured prompts x styles x seeds into <workspace>/data/generations/ (a DVC output).
 
 Images, one contact sheet per prompt (`*-sheet.png`) and summary.json. The output is `persist: true`:
 images already there are kept and skipped, a killed run renders only what is missing, and files the
@@ -16,12 +16,13 @@ from boothline.entry import run_stage
 from boothline.generation.running import run_launched
 from boothline.generation.planning import build_job
 from boothline.params import Params
+from boothline.paths import Workspace
 
 log = logging.getLogger(__name__)
 
 
-def run(params: Params) -> dict:
-    job = build_job(params, for_stage=True)
+def run(params: Params, workspace: Workspace = Workspace()) -> dict:
+    job = build_job(params, for_stage=True, workspace=workspace)
     log.info("%d images (%d prompts) with model %s (%s) into %s", len(job.images), len(job.sheets), job.model.uri,
              job.model.version, job.out_dir)
     summary = run_launched(job)

@@ -4,48 +4,28 @@ Inputs: `data/validated/manifest.parquet` (subject images) and, with prior prese
 `data/priors/manifest.parquet` (class images). Outputs: `data/model/` (a diffusers pipeline, or a LoRA
 adapter plus a pointer to its base), `data/checkpoints/step-<N>/` (kept across runs: a rerun resumes from
 the newest one if its params fingerprint matches, and refuses if not), validation grids under
-`data/checkpoints/validation/`, and `data/train/metrics.csv` + `summary.json`.
+`data/checkpoints/validation/`, and `data/train/metrics.csv` + `summary.json`. All under the workspace.
 
-Runs unchanged under `accelerate launch` (DDP): every process draws its own shard of each step's batch
-from per-step seeds; only the main process writes files or shows progress.
+Runs unchanged under `accelerate launch` (DDP): the loop (`boothline.training.loop`) shards each step's
+batch over the processes; only the main process writes files.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import sys
-import time
-from dataclasses import dataclass
 
 import torch
-from tqdm import tqdm
 
-from boothline.pipelines import compiling
-from boothline.training.checkpoints import (CHECKPOINTS, Checkpoint, TrainingState, check_free_disk, fingerprint,
-                                   fingerprint_inputs, list_checkpoints, load_training_state, resume_point,
-                                   save_checkpoint, test_kill_point)
-from boothline.training.objective import LossTerms, Objective, loss_terms, step_generator
-from boothline.entry import StageError, run_stage
-from boothline.io.files import atomic_write_text, remove_stale
-from boothline.pipelines.loading import check_lora_support, load_pipeline, stage_device
+from boothline.entry import run_stage
+from boothline.errors import StageError
+from boothline.io.files import atomic_write_text
 from boothline.params import Params, Train
-from boothline.training.master_weights import MasterWeights
-from boothline.paths import MODEL_DIR, PRIORS_MANIFEST, TRAIN_DIR, VALIDATED_MANIFEST
-from boothline.photos.folder import ImageSet, read_manifest
-from boothline.training.loss_log import LossReadback, MetricsLog
-from boothline.training.trainable import (TEXT_ENCODER, UNET, check_optimizer_available, count_parameters,
-                                 enable_gradient_checkpointing, load_trainable_state, make_lr_scheduler,
-                                 make_optimizer, parameter_groups, set_trainable, trainable_named_parameters,
-                                 trainable_state)
-from boothline.training.saving import LORA_WEIGHTS, save_trained_model
-from boothline.training.batches import (Augment, Batch, DreamBoothBatches, LatentSource, TextInputs, encode_text,
-                                     tokenize)
-from boothline.training.validation_grids import save_validation_grid
-
-ADAM_MOMENTS = 2  # AdamW keeps two fp32 moments per weight: a checkpoint is about 3x the trainable weights
-log = logging.getLogger(__name__)
+from boothline.paths import Workspace
+from boothline.photos.manifest import read_manifest
+from boothline.pipelines.loading import check_lora_support, stage_device
+from boothline.training.loop import train_dreambooth
+from boothline.training.trainable import check_optimizer_available
 
 
 def uses_prior(params: Params) -> bool:
@@ -63,246 +43,14 @@ def check_settings(train: Train, device: torch.device) -> None:
         check_lora_support("train.lora.enabled = true", on_text_encoder=train.train_text_encoder)
 
 
-@dataclass
-class Run:
-    """Everything the training loop works with."""
-
-    params: Params
-    accelerator: object
-    pipe: object
-    models: dict[str, torch.nn.Module]  # trainable modules, unwrapped
-    wrapped: dict[str, torch.nn.Module]  # the same, as accelerate prepared (DDP under launch) and compiled them
-    masters: MasterWeights | None  # fp32 master weights when the modules compute on bf16 copies
-    optimizer: object
-    lr_scheduler: object
-    objective: Objective
-    batches: DreamBoothBatches
-    prompts: TextInputs  # instance prompt, class prompt; on the training device
-    text_embeddings: torch.Tensor | None  # precomputed when the text encoder is frozen
-    record: dict  # fingerprint and what the checkpoints need to know about the model
-
-
-def run(params: Params) -> dict:
-    train = params.train
+def run(params: Params, workspace: Workspace = Workspace()) -> dict:
     device = stage_device(params.model)
-    check_settings(train, device)
-    instance = read_manifest(VALIDATED_MANIFEST, "validate")
-    prior = read_manifest(PRIORS_MANIFEST, "priors") if uses_prior(params) else None
-
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
-
-    accelerator = Accelerator(mixed_precision=train.mixed_precision, cpu=device.type == "cpu")
-    try:
-        inputs = fingerprint_inputs(params, instance.sha256, prior.sha256 if prior else None,
-                                    accelerator.num_processes)
-        if accelerator.is_main_process:
-            remove_stale(CHECKPOINTS)
-        accelerator.wait_for_everyone()
-        resume = resume_point(inputs, train.max_train_steps)
-        cuda = [accelerator.device.index or 0] if accelerator.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):  # dropout reseeds the global RNG every step; restore it after
-            return train_model(params, accelerator, instance, prior, inputs, resume)
-    finally:
-        accelerator.end_training()
-        if accelerator.num_processes == 1:  # let a later in-process run choose other accelerate settings
-            AcceleratorState._reset_state(reset_partial_state=True)
-
-
-def setup(params: Params, accelerator, instance: ImageSet, prior: ImageSet | None, inputs: dict) -> Run:
-    train = params.train
-    device = accelerator.device
-    pipe = load_pipeline(params.model.base, model=params.model, device=device, dtype=torch.float32)
-    models = set_trainable(pipe, train)
-    if train.gradient_checkpointing:
-        enable_gradient_checkpointing(models)
-    if train.channels_last if train.channels_last is not None else device.type == "cuda":
-        pipe.unet.to(memory_format=torch.channels_last)  # cuDNN's fast convolutions are NHWC
-    weights = sum(p.numel() * p.element_size() for _, p in trainable_named_parameters(models))
-    check_free_disk(CHECKPOINTS, weights * (1 + ADAM_MOMENTS), "one checkpoint")
-
-    augment = Augment(train.resolution, train.center_crop, train.random_flip)
-    instance_latents = LatentSource(pipe.vae, instance.images, augment, train.cache_latents)
-    prior_latents = LatentSource(pipe.vae, prior.images, augment, train.cache_latents) if prior else None
-    objective = Objective.from_scheduler_config(pipe.scheduler.config, prior_loss_weight=train.prior_loss_weight,
-                                                snr_gamma=train.snr_gamma, device=device)
-    batches = DreamBoothBatches(instance_latents, prior_latents, batch_size=train.batch_size, seed=train.seed,
-                                offset_noise=train.offset_noise, num_train_timesteps=objective.num_train_timesteps,
-                                rank=accelerator.process_index, world_size=accelerator.num_processes)
-    prompts = tokenize(pipe.tokenizer, [params.instance_prompt, params.class_prompt]).to(device)
-    text_embeddings = None
-    if TEXT_ENCODER not in models:
-        with torch.no_grad():
-            text_embeddings = encode_text(pipe.text_encoder, prompts, use_attention_mask(pipe)).float()
-
-    for name in idle_frozen_modules(train, models, [instance_latents, prior_latents]):
-        getattr(pipe, name).to("cpu")
-
-    masters = MasterWeights(models) if train.compute_copies else None
-    optimizer = make_optimizer(masters.groups() if masters else parameter_groups(models), train)
-    lr_scheduler = make_lr_scheduler(optimizer, train)
-    prepared = accelerator.prepare(*models.values(), optimizer)
-    wrapped = dict(zip(models, prepared[:-1]))
-    if train.compile:
-        compiling.load_cache("train")
-        wrapped = {name: compiling.compiled(module, train.compile_mode) for name, module in wrapped.items()}
-    record = {"fingerprint": fingerprint(inputs), "fingerprint_inputs": inputs, "base_id": inputs["model.base"],
-              "kind": "lora" if train.lora.enabled else "full",
-              "lora": train.lora.model_dump(mode="json") if train.lora.enabled else None,
-              "train_text_encoder": train.train_text_encoder}
-    return Run(params, accelerator, pipe, models, wrapped, masters, prepared[-1], lr_scheduler, objective, batches,
-               prompts, text_embeddings, record)
-
-
-def idle_frozen_modules(train: Train, models: dict, sources: list[LatentSource | None]) -> list[str]:
-    """Frozen modules the training loop never calls once latents and text embeddings are cached: they wait
-    on the CPU (0.8 GiB of GPU memory at SD 1.5 size). Validation grids render with all of them."""
-    if train.validate_every:
-        return []
-    idle = ["vae"] if all(source is None or source.cached for source in sources) else []
-    return idle + ([] if TEXT_ENCODER in models else [TEXT_ENCODER])
-
-
-def use_attention_mask(pipe) -> bool:
-    return bool(getattr(pipe.text_encoder.config, "use_attention_mask", False))
-
-
-def restore(run_: Run, checkpoint: Checkpoint) -> MetricsLog:
-    state = load_training_state(checkpoint, run_.accelerator.device)
-    load_trainable_state(run_.models, state.trainable, str(checkpoint.path))
-    if run_.masters:
-        run_.masters.load_state(state.trainable)  # exact fp32, not the bf16 copies just filled
-    run_.optimizer.load_state_dict(state.optimizer)
-    run_.lr_scheduler.load_state_dict(state.lr_scheduler)
-    if state.grad_scaler is not None and run_.accelerator.scaler is not None:
-        run_.accelerator.scaler.load_state_dict(state.grad_scaler)
-    log.info("resuming from %s", checkpoint.path)
-    return MetricsLog.from_csv(state.metrics_csv)
-
-
-def forward_backward(run_: Run, batch: Batch, accumulation: int) -> LossTerms:
-    batch = batch.to(run_.accelerator.device)
-    if run_.text_embeddings is not None:
-        states = run_.text_embeddings[batch.prompt_index]
-    else:
-        states = encode_text(run_.wrapped[TEXT_ENCODER], run_.prompts.rows(batch.prompt_index),
-                             use_attention_mask(run_.pipe))
-    terms = loss_terms(run_.wrapped[UNET], batch.latents, states, batch.noise, batch.timesteps, batch.num_instance,
-                       run_.objective)
-    run_.accelerator.backward(terms.loss / accumulation)
-    return terms
-
-
-def optimizer_step(run_: Run, step: int) -> torch.Tensor:
-    """One optimizer update (all its accumulation micro-steps); returns (loss, instance, prior) averaged
-    over micro-steps and processes."""
-    train, accelerator = run_.params.train, run_.accelerator
-    accumulation = train.gradient_accumulation_steps
-    totals = torch.zeros(3, device=accelerator.device)
-    for micro in range(accumulation):
-        micro_step = step * accumulation + micro
-        # Only modules that draw from the global RNG (LoRA dropout) see this seed; data and noise use `batches`.
-        torch.manual_seed(step_generator(train.seed, micro_step, accelerator.process_index, "global").initial_seed())
-        batch = run_.batches(micro_step)
-        compiling.mark_step_begin()
-        last = micro == accumulation - 1
-        with contextlib.ExitStack() as stack:
-            if not last:  # gradients are all-reduced once, on the last micro-step
-                for module in run_.wrapped.values():
-                    stack.enter_context(accelerator.no_sync(module))
-            terms = forward_backward(run_, batch, accumulation)
-        totals += torch.stack([terms.loss, terms.instance_loss, terms.prior_loss]).detach() / accumulation
-        # Single-process, the masters sum micro-steps in fp32; under DDP the module gradients stay put until
-        # the all-reduce of the last micro-step.
-        if run_.masters and (last or accelerator.num_processes == 1):
-            run_.masters.gradients_to_masters()
-    weights = run_.masters.masters if run_.masters else [p for _, p in trainable_named_parameters(run_.models)]
-    accelerator.clip_grad_norm_(weights, train.max_grad_norm)
-    run_.optimizer.step()
-    if not accelerator.optimizer_step_was_skipped:  # fp16's scaler skips overflowing steps; so does the schedule
-        run_.lr_scheduler.step()
-    run_.optimizer.zero_grad(set_to_none=True)
-    if run_.masters:
-        run_.masters.masters_to_modules()
-    return accelerator.reduce(totals, reduction="mean")
-
-
-def save_state(run_: Run, step: int, metrics: MetricsLog) -> None:
-    scaler = run_.accelerator.scaler
-    weights = run_.masters.state() if run_.masters else trainable_state(run_.models)
-    state = TrainingState(step, weights, run_.optimizer.state_dict(),
-                          run_.lr_scheduler.state_dict(), scaler.state_dict() if scaler is not None else None,
-                          metrics.csv())
-    save_checkpoint(state, run_.record, run_.params.train.keep_checkpoints)
-    atomic_write_text(TRAIN_DIR / "metrics.csv", metrics.csv())
-
-
-def train_model(params: Params, accelerator, instance: ImageSet, prior: ImageSet | None, inputs: dict,
-                resume: Checkpoint | None) -> dict:
-    started = time.perf_counter()
-    train = params.train
-    main = accelerator.is_main_process
-    run_ = setup(params, accelerator, instance, prior, inputs)
-    metrics = restore(run_, resume) if resume else MetricsLog()
-    first = resume.step if resume else 0
-    if main:
-        log.info("training %s: %d trainable weights, steps %d-%d, %d instance + %d class images, %d process(es)",
-                 run_.record["kind"], count_parameters(run_.models), first + 1, train.max_train_steps,
-                 len(instance.images), len(prior.images) if prior else 0, accelerator.num_processes)
-
-    progress = tqdm(total=train.max_train_steps, initial=first, desc="train", unit="step", disable=not main,
-                    mininterval=1.0)
-    loop_started = time.perf_counter()
-    readback = LossReadback(metrics, train.log_every)
-    for step in range(first, train.max_train_steps):
-        lr = run_.lr_scheduler.get_last_lr()[0]
-        done = step + 1
-        readback.add(done, lr, optimizer_step(run_, step))
-        progress.update(1)
-        checkpoint = done % train.checkpoint_every == 0
-        validation = bool(train.validate_every) and done % train.validate_every == 0
-        if checkpoint or validation:
-            readback.read()  # a checkpoint carries every row so far
-        if metrics.rows and metrics.rows[-1]["step"] == done:  # just read back
-            row = metrics.rows[-1]
-            progress.set_postfix(loss=f"{row['loss']:.4f}", steps_per_s=f"{row['steps_per_s']:.2f}")
-        if main and checkpoint:
-            save_state(run_, done, metrics)
-        if main and validation:
-            with accelerator.autocast():
-                save_validation_grid(run_.pipe, params, done)
-        test_kill_point("after-step", done)
-    readback.read()
-    progress.close()
-    loop_seconds = time.perf_counter() - loop_started
-    accelerator.wait_for_everyone()
-    if run_.masters:
-        run_.masters.restore_modules()
-    if train.compile and main:
-        compiling.save_cache("train")
-
-    summary: dict = {}
-    if main:
-        card = save_trained_model(run_.pipe, run_.models, params, train.max_train_steps, run_.record["fingerprint"])
-        steps_run = train.max_train_steps - first
-        summary = {
-            "kind": card["kind"], "steps": train.max_train_steps, "resumed_from_step": first if resume else None,
-            "steps_this_run": steps_run, "wall_time_s": round(time.perf_counter() - started, 3),
-            "train_loop_s": round(loop_seconds, 3),
-            "steps_per_s": round(steps_run / loop_seconds, 4) if steps_run and loop_seconds > 0 else None,
-            "trainable_params": count_parameters(run_.models), "fingerprint": run_.record["fingerprint"],
-            "num_processes": accelerator.num_processes, "device": str(accelerator.device),
-            "mixed_precision": train.mixed_precision, "prior_preservation": prior is not None,
-            "instance_images": len(instance.images), "class_images": len(prior.images) if prior else 0,
-            "checkpoints": [c.path.name for c in list_checkpoints()],
-            **metrics.summary(),
-        }
-        if card["kind"] == "lora":
-            summary["lora_bytes"] = (MODEL_DIR / LORA_WEIGHTS).stat().st_size
-        atomic_write_text(TRAIN_DIR / "metrics.csv", metrics.csv())
-        atomic_write_text(TRAIN_DIR / "summary.json", json.dumps(summary, indent=2) + "\n")
-        log.info("trained %d steps (%s steps/s), model in %s", steps_run, summary["steps_per_s"], MODEL_DIR)
-    accelerator.wait_for_everyone()
+    check_settings(params.train, device)
+    instance = read_manifest(workspace.validated_manifest, "validate")
+    prior = read_manifest(workspace.priors_manifest, "priors") if uses_prior(params) else None
+    summary = train_dreambooth(params, workspace, instance, prior, device)
+    if summary:  # the main process
+        atomic_write_text(workspace.train_summary, json.dumps(summary, indent=2) + "\n")
     return summary
 
 

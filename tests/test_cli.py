@@ -122,7 +122,7 @@ def test_accelerate_two_processes_render_the_same_images_as_one(workdir):
 
 def test_history_json_is_strict_json_with_nulls(tmp_path, capsys):
     from boothline.generation.history import append_rows
-    from test_history import row
+    from generation.test_history import row
 
     append_rows([row(0), row(1, seconds=None)], tmp_path)  # a resumed run logs unknown timings as null
 

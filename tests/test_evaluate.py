@@ -11,13 +11,14 @@ import pytest
 import yaml
 from PIL import Image
 
-from boothline.entry import StageError
+from boothline.errors import StageError
 from boothline.evaluation.metrics import METRIC_KEYS
 from boothline.pipelines.loading import base_model_id
 from boothline.params import Model, deep_merge, load_params
 from conftest import REPO, run_module
+from boothline.evaluation.inputs import centre_square
 from stages import evaluate, validate
-from test_metrics import build_clip, build_dino
+from evaluation.test_metrics import build_clip, build_dino
 
 # Small enough for two CPU cores: 2 prompts, 2 sampling steps, 2 seeds for latent fidelity.
 FAST_EVAL = {"max_prompts": 2, "images_per_prompt": 1, "steps": 2, "fidelity_seeds": 2, "checkpoints": []}
@@ -168,6 +169,6 @@ def test_subject_photos_are_scored_as_centred_squares():
     """Encoder processors would squash a wide photo (DINO's resizes straight to 224 x 224); training crops it."""
     wide = Image.new("RGB", (600, 300), "white")
     wide.paste((255, 0, 0), (150, 0, 450, 300))  # the centre square is red, the sides white
-    square = evaluate.centre_square(wide)
+    square = centre_square(wide)
     assert square.size == (300, 300) and square.getcolors() == [(300 * 300, (255, 0, 0))]
-    assert evaluate.centre_square(square).size == (300, 300)
+    assert centre_square(square).size == (300, 300)

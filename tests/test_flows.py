@@ -154,7 +154,7 @@ def test_a_stage_whose_outputs_were_deleted_runs_again(pipeline_runs, prefect_cl
 
 
 def test_bad_photo_fails_in_validate_and_runs_nothing_after(prefect_server, prefect_client, tmp_path, tiny_dir):
-    from boothline.entry import StageError
+    from boothline.errors import StageError
     from flows.pipeline import dreambooth_pipeline
 
     project = make_project(tmp_path / "project", tiny_dir, SMALL)
@@ -172,7 +172,7 @@ def test_bad_photo_fails_in_validate_and_runs_nothing_after(prefect_server, pref
 
 
 def test_invalid_override_fails_before_any_task(prefect_server, prefect_client, tmp_path, tiny_dir):
-    from boothline.params import ParamsError
+    from boothline.errors import ParamsError
     from flows.pipeline import dreambooth_pipeline
 
     project = make_project(tmp_path / "project", tiny_dir, SMALL)
@@ -262,9 +262,9 @@ def test_a_dropped_connection_is_retried(prefect_server, params, monkeypatch):
 
 
 def test_only_transient_failures_are_retried():
-    from boothline.entry import StageError
-    from boothline.pipelines.loading import ModelError
-    from boothline.params import ParamsError
+    from boothline.errors import StageError
+    from boothline.errors import ModelError
+    from boothline.errors import ParamsError
     from flows.retries import is_transient
 
     assert is_transient(ConnectionResetError("peer reset"))

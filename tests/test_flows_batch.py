@@ -194,7 +194,7 @@ def test_ray_gives_each_shard_a_gpu_and_renders_the_same_images(batch_runs, tmp_
 
 def test_shards_ask_for_a_gpu_only_when_the_job_renders_on_cuda(tmp_path, tiny_dir, monkeypatch):
     import flows.batch
-    from boothline.params import ParamsError
+    from boothline.errors import ParamsError
     from boothline.generation.planning import build_job
     from boothline.params import load_params
     from flows.batch import job_overrides, make_task_runner, shard_needs_gpu, shard_resources
@@ -215,7 +215,7 @@ def test_shards_ask_for_a_gpu_only_when_the_job_renders_on_cuda(tmp_path, tiny_d
 def test_cluster_task_runners_are_optional_extras():
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    from boothline.params import ParamsError
+    from boothline.errors import ParamsError
     from flows.batch import make_task_runner
 
     check = ("import sys, flows.batch, flows.pipeline, flows.serve\n"

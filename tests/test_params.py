@@ -3,7 +3,8 @@
 import pytest
 import yaml
 
-from boothline.params import ParamsError, load_params, parse_params
+from boothline.errors import ParamsError
+from boothline.params import load_params, parse_params
 from conftest import REPO
 
 

@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from boothline.entry import StageError
+from boothline.errors import StageError
 from boothline.pipelines.loading import base_model_id
 from conftest import REPO
 from boothline.params import load_params
+from boothline.training import priors as class_priors
 from stages import priors
 
 OUT = Path("data/priors")
@@ -123,7 +124,7 @@ def test_a_resumed_run_renders_in_the_same_batches_as_an_uninterrupted_one(param
 
 def test_another_dtype_or_variant_renders_other_files(params):
     p = params({"priors": {"num_images": 1}})
-    request = priors.planned_requests(p, 1)[0]
-    names = {priors.file_name(params(overrides), 0, request)
+    request = class_priors.planned_requests(p, 1)[0]
+    names = {class_priors.file_name(params(overrides), 0, request)
              for overrides in ({}, {"model": {"dtype": "bf16"}}, {"model": {"variant": "fp16"}})}
     assert len(names) == 3

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from boothline.training.checkpoints import TEST_KILL_ENV
-from boothline.entry import StageError
+from boothline.errors import StageError
 from conftest import REPO, run_module
 
 SHORT = {"validate_every": 0, "batch_size": 1}  # fast runs for the mechanics; the default config learns
@@ -395,7 +395,8 @@ def test_deterministic_kernels_train_and_validate_to_the_same_weights(trainable,
 
 def test_lora_model_loads_its_base_as_training_did(trainable, params):
     """The adapter's card keeps the base's variant (and revision, single-file config) for every later load."""
-    from boothline.pipelines.loading import ModelError, load_pipeline
+    from boothline.errors import ModelError
+    from boothline.pipelines.loading import load_pipeline
     from stages import train
 
     load_pipeline("builtin:tiny").save_pretrained("data/base/tiny-fp16", variant="fp16")  # variant files only

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from boothline.entry import StageError
+from boothline.errors import StageError
 from boothline.params import Params
 
 RECONTEXTUALISATION = "recontextualisation"

@@ -23,9 +23,8 @@ import pyarrow.parquet as pq
 from pandera.errors import SchemaError, SchemaErrors
 from pandera.typing import Series
 
-from boothline.entry import StageError
+from boothline.errors import StageError
 from boothline.io.files import atomic_write_bytes
-from boothline.paths import HISTORY_DIR
 
 IMAGE_ID = r"^[0-9a-f]{16}$"
 
@@ -117,7 +116,7 @@ def validate(frame: pd.DataFrame) -> pd.DataFrame:
         raise HistoryError(f"history rows do not fit the schema:\n{err}") from None
 
 
-def append_rows(rows: list[dict], directory: str | Path = HISTORY_DIR) -> Path | None:
+def append_rows(rows: list[dict], directory: str | Path) -> Path | None:
     """Validate `rows` and write them as one new file of the dataset; returns its path (None if no rows)."""
     if not rows:
         return None
@@ -130,7 +129,7 @@ def append_rows(rows: list[dict], directory: str | Path = HISTORY_DIR) -> Path |
     return atomic_write_bytes(Path(directory) / name, buf.getvalue())
 
 
-def read_history(directory: str | Path = HISTORY_DIR) -> pd.DataFrame:
+def read_history(directory: str | Path) -> pd.DataFrame:
     """Every row of the dataset, oldest file first, in the pinned schema."""
     files = sorted(Path(directory).glob("part-*.parquet"))
     tables = []

@@ -19,9 +19,10 @@ from pathlib import Path
 import yaml
 
 from boothline.io.files import atomic_directory, atomic_write_text, sha256_file
-from boothline.pipelines.loading import HUB_ID, TINY, ModelError, base_model_id, read_model_card, resolve_source
+from boothline.errors import ModelError
+from boothline.pipelines.loading import HUB_ID, TINY, base_model_id, read_model_card, resolve_source
 from boothline.params import Params
-from boothline.paths import HASH_CACHE, MODEL_DIR, REGISTRY_CACHE
+from boothline.paths import HASH_CACHE, Workspace
 
 REGISTERED = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))")
 PIPELINE_ARTIFACT_KEY = "pipeline"  # the registered pyfunc's artifact holding the model directory
@@ -39,17 +40,17 @@ class ResolvedModel:
     hash: str  # short sha256 of the UNet (or LoRA adapter) weights; "unknown" if not on disk
 
 
-def default_model_value(params: Params) -> str:
+def default_model_value(params: Params, workspace: Workspace = Workspace()) -> str:
     """`generate.model` if set, else the trained model if there is one, else the base model."""
     if params.generate.model:
         return params.generate.model
-    return str(MODEL_DIR) if MODEL_DIR.is_dir() else params.model.base
+    return str(workspace.model_dir) if workspace.model_dir.is_dir() else params.model.base
 
 
-def resolve_model(value: str | None, params: Params) -> ResolvedModel:
-    value = value or default_model_value(params)
+def resolve_model(value: str | None, params: Params, workspace: Workspace = Workspace()) -> ResolvedModel:
+    value = value or default_model_value(params, workspace)
     if value.startswith("models:/"):
-        source, uri, registry_version = download_registered(value, params)
+        source, uri, registry_version = download_registered(value, params, workspace)
     elif value.startswith(("runs:/", "mlflow-artifacts:")):
         raise ModelError(f"model {value}: use a registered model, models:/<name>@<alias> or models:/<name>/<version>")
     else:
@@ -83,7 +84,7 @@ def display_name(value: str) -> str:
     return Path(value.rstrip("/")).name or value
 
 
-def download_registered(uri: str, params: Params) -> tuple[str, str, str]:
+def download_registered(uri: str, params: Params, workspace: Workspace) -> tuple[str, str, str]:
     """(local pipeline dir, pinned models:/name/<version>, "name/v<version>") for a registered model."""
     match = REGISTERED.fullmatch(uri)
     if not match:
@@ -93,7 +94,7 @@ def download_registered(uri: str, params: Params) -> tuple[str, str, str]:
     from mlflow.exceptions import MlflowException
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line per file otherwise
-    tracking_uri = params.register.tracking_uri
+    tracking_uri = workspace.tracking_uri(params.register.tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     name = match["name"]
@@ -105,7 +106,7 @@ def download_registered(uri: str, params: Params) -> tuple[str, str, str]:
         raise ModelError(f"model {uri}: not found in the registry at {tracking_uri} ({err.message})") from None
     pinned = f"models:/{name}/{found.version}"
     # Keyed by the version's run too: a recreated registry, or another tracking URI, numbers versions afresh.
-    cache = REGISTRY_CACHE / name / f"v{found.version}-{(found.run_id or 'no-run')[:12]}"
+    cache = workspace.registry_cache / name / f"v{found.version}-{(found.run_id or 'no-run')[:12]}"
     if not (cache / "MLmodel").is_file():
         with atomic_directory(cache) as tmp:
             downloaded = Path(mlflow.artifacts.download_artifacts(artifact_uri=pinned, dst_path=str(tmp)))

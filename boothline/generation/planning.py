@@ -23,12 +23,13 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from boothline.entry import StageError
+from boothline.errors import StageError
 from boothline.io.image_formats import EXTENSIONS
 from boothline.pipelines.loading import render_numerics
 from boothline.generation.model_uri import ResolvedModel, resolve_model
-from boothline.params import Generate, Model, Params, ParamsError, Subject, fill_subject, format_errors
-from boothline.paths import GENERATIONS_DIR, JOBS_DIR
+from boothline.errors import ParamsError
+from boothline.params import Generate, Model, Params, Subject, fill_subject, format_errors
+from boothline.paths import Workspace
 from boothline.generation.prompts import enhance
 from boothline.pipelines.sampling import Request
 from boothline.generation.styles import Style, load_styles, select_styles
@@ -177,7 +178,7 @@ def _seeds(seeds: int | tuple[int, ...], first: int) -> tuple[int, ...]:
 
 
 def build_job(params: Params, *, job_file: str | Path | None = None, overrides: dict | None = None,
-              for_stage: bool = False) -> Job:
+              for_stage: bool = False, workspace: Workspace = Workspace()) -> Job:
     """Resolve layers, styles and the model, and plan every image. Bad input fails here, before rendering.
 
     overrides: command-line values by `generate` key (e.g. {"prompts": ["..."], "sweep": {"guidance": [5, 7]}}).
@@ -200,12 +201,12 @@ def build_job(params: Params, *, job_file: str | Path | None = None, overrides: 
     subject = params.subject
     for prompt in prompts:  # unknown placeholders fail before the model is resolved (it may be downloaded)
         fill_subject(prompt, subject.token, subject.class_noun)
-    model = resolve_model(look.job_wide("model"), params)
+    model = resolve_model(look.job_wide("model"), params, workspace)
 
     planned = _expand(prompts, styles, seeds, look, model, width, height)
     job_id = "generations" if for_stage else "job-" + hashlib.sha256(
         json.dumps([image_format] + sorted(p["image_id"] for p in planned)).encode()).hexdigest()[:12]
-    out_dir = GENERATIONS_DIR if for_stage else JOBS_DIR / job_id
+    out_dir = workspace.generations_dir if for_stage else workspace.jobs_dir / job_id
     ext = EXTENSIONS[image_format]
     for p in planned:
         p["file"] = str(out_dir / p["slug"] / f"{p['style']}-seed{p['seed']}-{p['image_id'][:8]}{ext}")
@@ -213,7 +214,8 @@ def build_job(params: Params, *, job_file: str | Path | None = None, overrides: 
     return Job(job_id=job_id, out_dir=out_dir, model=model, model_settings=params.model, images=images,
                sheets=sheets, batch_size=look.job_wide("batch_size"), image_format=image_format,
                export_zip=look.job_wide("export_zip"),
-               history_dir=None if for_stage else Path(look.job_wide("history_dir")), prune=for_stage)
+               history_dir=None if for_stage else Path(look.job_wide("history_dir") or workspace.history_dir),
+               prune=for_stage)
 
 
 def _expand(prompts: tuple[str, ...], styles: list[Style], seeds: tuple[int, ...], look: _Layers,

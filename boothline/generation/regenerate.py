@@ -12,14 +12,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from boothline.entry import StageError
-from boothline.generation.history import HISTORY_DIR, query, read_history
+from boothline.errors import StageError
+from boothline.generation.history import query, read_history
 from boothline.io.image_formats import pixel_sha256, write_image
 from boothline.generation.running import RECORD_KEYS, parameters_text
-from boothline.pipelines.loading import ModelError, pick_device
+from boothline.errors import ModelError
+from boothline.pipelines.loading import pick_device
 from boothline.generation.model_uri import display_name, resolve_model
 from boothline.params import Params
-from boothline.paths import REGENERATED_DIR
+from boothline.paths import Workspace
 from boothline.generation.renderer import Renderer, cpu_threads
 from boothline.pipelines.sampling import Request
 
@@ -27,7 +28,7 @@ FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
 log = logging.getLogger(__name__)
 
 
-def find_row(image_id: str, history_dir: str | Path = HISTORY_DIR) -> dict:
+def find_row(image_id: str, history_dir: str | Path) -> dict:
     """The latest history row of an image id (or a unique prefix of one)."""
     rows = query(read_history(history_dir), image_id=image_id.strip().lower()) if image_id.strip() else None
     if rows is None or rows.empty:
@@ -38,18 +39,18 @@ def find_row(image_id: str, history_dir: str | Path = HISTORY_DIR) -> dict:
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in rows.iloc[-1].items()}
 
 
-def regenerate(image_id: str, params: Params, out: str | Path | None = None,
-               history_dir: str | Path = HISTORY_DIR) -> dict:
+def regenerate(image_id: str, params: Params, out: str | Path | None = None, history_dir: str | Path | None = None,
+               workspace: Workspace = Workspace()) -> dict:
     """Render a logged image again; returns where it went and whether its pixels match the log."""
-    row = find_row(image_id, history_dir)
-    out = Path(out) if out else REGENERATED_DIR / f"{row['image_id']}{Path(row['file']).suffix}"
+    row = find_row(image_id, history_dir or params.generate.history_dir or workspace.history_dir)
+    out = Path(out) if out else workspace.regenerated_dir / f"{row['image_id']}{Path(row['file']).suffix}"
     if out.suffix.lower() not in FORMATS:
         raise StageError(f"{out}: unknown image format {out.suffix!r} (use one of {', '.join(FORMATS)})")
     made_on, here = row["device"].split(":")[0], pick_device(params.model.device).type
     if made_on != here:  # a CUDA generator draws other noise than a CPU one for the same seed
         raise StageError(f"{row['image_id']}: was made on {row['device']}, and model.device renders on {here} here; "
                          f"the same seed gives another picture on another kind of device")
-    model = resolve_model(row["model_uri"], params)
+    model = resolve_model(row["model_uri"], params, workspace)
     if model.version != row["model_version"]:
         raise ModelError(f"{row['image_id']}: was made with model version {row['model_version']}, but "
                          f"{row['model_uri']} is now {model.version}; the original model is needed to reproduce it")

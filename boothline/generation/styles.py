@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from pydantic import Field, ValidationError
 
-from boothline.entry import StageError
+from boothline.errors import StageError
 from boothline.params import SLUG, SchedulerName, Section
 
 REGISTRY = Path("registry/styles.yaml")

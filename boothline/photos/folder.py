@@ -17,9 +17,7 @@ import pandera.pandas as pa
 from pandera.typing import Series
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from boothline.entry import StageError
 from boothline.io.files import sha256_file
-from boothline.io.images import load_rgb
 
 # MPO is how Pillow names a JPEG with extra frames (many cameras embed a preview, iPhones a gain map).
 SUPPORTED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF")
@@ -158,28 +156,3 @@ def check_folder(root: Path, *, min_side: int, allow_upscale: bool, min_images: 
         rejected[str(root)] = f"{usable} images, more than the allowed {max_images} (subject.max_images)"
     check.manifest = Manifest.validate(check.manifest) if usable else check.manifest
     return check
-
-
-@dataclass(frozen=True)
-class ImageSet:
-    images: list[Image.Image]
-    sha256: list[str]
-
-
-def read_manifest(manifest: Path, producer: str) -> ImageSet:
-    """The images a manifest (validate's or priors') lists, checked against the hashes it recorded; `producer`
-    is the stage that writes it, named in the errors."""
-    if not manifest.is_file():
-        raise StageError(f"{manifest}: not found; run `python -m stages.{producer}` first (or `dvc repro`)")
-    table = pd.read_parquet(manifest)
-    if table.empty:
-        raise StageError(f"{manifest}: lists no images")
-    problems = []
-    for file, digest in zip(table["file"], table["sha256"]):
-        if not Path(file).is_file():
-            problems.append(f"{file}: listed in {manifest} but missing")
-        elif sha256_file(file) != digest:
-            problems.append(f"{file}: changed since {manifest} was written; rerun `python -m stages.{producer}`")
-    if problems:
-        raise StageError("\n".join(problems))
-    return ImageSet([load_rgb(file) for file in table["file"]], list(table["sha256"]))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from boothline.errors import ModelError
 from boothline.params import Model
 from boothline.paths import TINY_DIR
 
@@ -50,10 +51,6 @@ A1111_SAMPLER_NAMES = {
     "heun": "Heun",
     "ddpm": "DDPM",
 }
-
-
-class ModelError(ValueError):
-    """A base or trained model that cannot be loaded; the message says which and why."""
 
 
 def check_lora_support(setting: str, on_text_encoder: bool) -> None:

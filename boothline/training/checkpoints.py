@@ -26,11 +26,11 @@ from typing import Any, Sequence
 
 import torch
 
-from boothline.entry import StageError
+from boothline.errors import StageError
 from boothline.io.files import atomic_directory
-from boothline.pipelines.loading import ModelError, base_model_id, check_lora_support, load_pipeline
+from boothline.errors import ModelError
+from boothline.pipelines.loading import base_model_id, check_lora_support, load_pipeline
 from boothline.params import Lora, Params, dotted
-from boothline.paths import CHECKPOINTS
 from boothline.training.trainable import TEXT_ENCODER, UNET, add_lora_adapters, load_trainable_state
 
 FORMAT = 1
@@ -115,7 +115,7 @@ class Checkpoint:
     state: dict[str, Any]  # state.json
 
 
-def list_checkpoints(root: Path = CHECKPOINTS) -> list[Checkpoint]:
+def list_checkpoints(root: Path) -> list[Checkpoint]:
     """Complete checkpoints under `root`, oldest first (a directory only exists once fully written)."""
     found = []
     for path in root.glob("step-*") if root.is_dir() else []:
@@ -126,13 +126,13 @@ def list_checkpoints(root: Path = CHECKPOINTS) -> list[Checkpoint]:
     return sorted(found, key=lambda c: c.step)
 
 
-def checkpoint_at(step: int, root: Path = CHECKPOINTS) -> Checkpoint | None:
+def checkpoint_at(step: int, root: Path) -> Checkpoint | None:
     """The complete checkpoint of `step` under `root`, or None."""
     state_file = root / f"step-{step}" / STATE
     return Checkpoint(state_file.parent, step, json.loads(state_file.read_text())) if state_file.is_file() else None
 
 
-def resume_point(inputs: dict[str, Any], max_step: int, root: Path = CHECKPOINTS) -> Checkpoint | None:
+def resume_point(inputs: dict[str, Any], max_step: int, root: Path) -> Checkpoint | None:
     """The newest checkpoint at or before `max_step`; refuse if any checkpoint belongs to other params."""
     checkpoints = list_checkpoints(root)
     expected = fingerprint(inputs)
@@ -205,7 +205,7 @@ def _torch_bytes(obj: Any) -> bytes:
     return buf.getvalue()
 
 
-def save_checkpoint(state: TrainingState, record: dict[str, Any], keep: int, root: Path = CHECKPOINTS) -> Path:
+def save_checkpoint(state: TrainingState, record: dict[str, Any], keep: int, root: Path) -> Path:
     """Write step-<N>/ atomically, then delete all but the newest `keep` checkpoints up to this step.
 
     `record` (fingerprint, its inputs, what kind of model) goes into state.json."""
@@ -227,7 +227,7 @@ def save_checkpoint(state: TrainingState, record: dict[str, Any], keep: int, roo
     return final
 
 
-def prune(keep: int, up_to_step: int, root: Path = CHECKPOINTS) -> None:
+def prune(keep: int, up_to_step: int, root: Path) -> None:
     """Keep the newest `keep` checkpoints at or before `up_to_step`; later ones (a longer run of the same
     params) are not this run's to delete."""
     older = [c for c in list_checkpoints(root) if c.step <= up_to_step]

@@ -1,4 +1,5 @@
-"""bf16 compute copies of the trained modules, updated from fp32 master weights (`train.compute_copies`).
+"""The weights the optimizer updates: the modules' own (`ModuleWeights`), or fp32 masters behind bf16
+compute copies (`MasterWeights`, `train.compute_copies`). The training loop calls either the same way.
 
 Under plain autocast the modules hold fp32 weights and every forward casts each weight to bf16 again, one
 small kernel per weight per step. Here the modules themselves hold the bf16 weights, so nothing is cast in
@@ -17,9 +18,40 @@ from __future__ import annotations
 
 import torch
 
-from boothline.training.trainable import trainable_named_parameters
+from boothline.training.trainable import (load_trainable_state, parameter_groups, trainable_named_parameters,
+                                          trainable_state)
 
 GRADIENT_CHUNK = 64  # tensors per multi-tensor copy: a few kernels per step, a small slice of memory at a time
+
+
+class ModuleWeights:
+    """The trained modules hold fp32 weights, and the optimizer updates those (autocast does the casting)."""
+
+    def __init__(self, models: dict[str, torch.nn.Module]):
+        self.models = models
+        self.updated = [p for _, p in trainable_named_parameters(models)]  # what the optimizer steps and clips
+
+    def groups(self) -> dict[str, list[torch.Tensor]]:
+        return parameter_groups(self.models)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return trainable_state(self.models)
+
+    def load_state(self, state: dict[str, torch.Tensor], source: str) -> None:
+        load_trainable_state(self.models, state, source)
+
+    def after_backward(self, last_micro_step: bool, num_processes: int) -> None:
+        """Gradients stay on the parameters, where the optimizer reads them."""
+
+    def after_step(self) -> None:
+        """The optimizer updated the modules' weights in place."""
+
+    def finish(self) -> None:
+        """The modules already hold the trained weights."""
+
+
+def optimized_weights(models: dict[str, torch.nn.Module], compute_copies: bool) -> ModuleWeights | MasterWeights:
+    return MasterWeights(models) if compute_copies else ModuleWeights(models)
 
 
 class MasterWeights:
@@ -27,6 +59,7 @@ class MasterWeights:
         self.models = models
         self.named = trainable_named_parameters(models)
         self.masters = [p.detach().float().clone() for _, p in self.named]
+        self.updated = self.masters
         for module in models.values():
             torch.nn.Module.to(module, dtype)  # not diffusers' override, which warns about fp32-kept modules
 
@@ -46,10 +79,24 @@ class MasterWeights:
         return {name: master for (name, _), master in zip(self.named, self.masters)}
 
     @torch.no_grad()
-    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+    def load_state(self, state: dict[str, torch.Tensor], source: str) -> None:
+        """Exact fp32 masters from a checkpoint (after checking it fits the modules), then the bf16 copies."""
+        load_trainable_state(self.models, state, source)
         for (name, _), master in zip(self.named, self.masters):
             master.copy_(state[name])
         self.masters_to_modules()
+
+    def after_backward(self, last_micro_step: bool, num_processes: int) -> None:
+        # Single-process, the masters sum micro-steps in fp32; under DDP the module gradients stay put until
+        # the all-reduce of the last micro-step.
+        if last_micro_step or num_processes == 1:
+            self.gradients_to_masters()
+
+    def after_step(self) -> None:
+        self.masters_to_modules()
+
+    def finish(self) -> None:
+        self.restore_modules()
 
     @torch.no_grad()
     def gradients_to_masters(self) -> None:

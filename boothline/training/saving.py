@@ -19,7 +19,6 @@ from boothline.training.export import full_model_state, lora_to_kohya, save_sing
 from boothline.io.files import atomic_directory
 from boothline.pipelines.loading import MODEL_CARD, base_model_id
 from boothline.params import Params
-from boothline.paths import MODEL_DIR
 from boothline.training.trainable import TEXT_ENCODER, UNET, lora_config
 
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
@@ -69,7 +68,7 @@ def save_lora_adapter(directory: Path, models: dict[str, torch.nn.Module], param
 
 
 def save_trained_model(pipe, models: dict[str, torch.nn.Module], params: Params, step: int, fingerprint: str,
-                       out: Path = MODEL_DIR) -> dict[str, Any]:
+                       out: Path) -> dict[str, Any]:
     """Write the model directory; returns its model card."""
     card = model_card(params, step, fingerprint)
     train = params.train

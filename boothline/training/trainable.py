@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from boothline.entry import StageError
+from boothline.errors import StageError
 from boothline.params import Lora, Train
 
 UNET, TEXT_ENCODER = "unet", "text_encoder"

@@ -9,7 +9,6 @@ from pathlib import Path
 from boothline.io.images import save_png
 from boothline.pipelines.loading import make_scheduler
 from boothline.params import Params
-from boothline.paths import VALIDATION_DIR
 from boothline.pipelines.sampling import Request, render
 from boothline.io.sheets import prompt_grid
 
@@ -21,7 +20,7 @@ def validation_requests(params: Params) -> list[Request]:
             for prompt in t.validation_prompts for seed in range(t.validation_seeds)]
 
 
-def save_validation_grid(pipe, params: Params, step: int) -> Path:
+def save_validation_grid(pipe, params: Params, step: int, directory: Path) -> Path:
     """Render the validation prompts with `pipe`'s current weights (switched to eval mode meanwhile)."""
     from diffusers import StableDiffusionPipeline
 
@@ -42,4 +41,4 @@ def save_validation_grid(pipe, params: Params, step: int) -> Path:
     grid = prompt_grid(f"step {step}", prompts, images, len(seeds), seeds)
     record = {"step": step, "prompts": [r.prompt for r in requests], "seeds": [r.seed for r in requests],
               "steps": params.train.validation_steps, "guidance": params.train.validation_guidance}
-    return save_png(VALIDATION_DIR / f"step-{step}.png", grid, record=record)
+    return save_png(directory / f"step-{step}.png", grid, record=record)

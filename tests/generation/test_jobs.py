@@ -16,7 +16,7 @@ from boothline.io.image_formats import read_metadata
 from boothline.generation.running import finalize_job, prepare_job, run_job
 from boothline.generation.planning import build_job
 from boothline.pipelines.loading import base_model_id
-from boothline.params import ParamsError, PromptError
+from boothline.errors import ParamsError, PromptError
 from boothline.generation.styles import StyleError
 
 SMALL = {"generate": {"styles": ["anime", "manga"], "seeds": 2, "steps": 2, "width": 32, "height": 32,

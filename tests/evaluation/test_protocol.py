@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from boothline.entry import StageError
+from boothline.errors import StageError
 from boothline.params import parse_params
 from boothline.evaluation.protocol import (ACCESSORISATION, CUSTOM, PAPER_PROMPTS, PROPERTY, RECONTEXTUALISATION, eval_prompts,
                                 stratified, without_token)

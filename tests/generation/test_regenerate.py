@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from boothline.entry import StageError
+from boothline.errors import StageError
 from boothline.generation.history import read_history
 from boothline.io.image_formats import read_metadata
 from boothline.generation.running import run_job
 from boothline.generation.planning import build_job
-from boothline.pipelines.loading import ModelError
+from boothline.errors import ModelError
 from boothline.generation.regenerate import regenerate
 from boothline.generation.renderer import cpu_threads
 

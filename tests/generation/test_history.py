@@ -1,6 +1,7 @@
 """The history log: pinned schema, pandera validation, append-only new files, concurrent appends, queries."""
 
 import datetime as dt
+from pathlib import Path
 import subprocess
 import sys
 
@@ -77,7 +78,7 @@ for batch in range(20):
 
 
 def test_concurrent_appends_from_two_processes_lose_no_rows(tmp_path):
-    code = APPENDER.format(tests=str(REPO / "tests"))
+    code = APPENDER.format(tests=str(Path(__file__).resolve().parent))
     env = {"PYTHONPATH": str(REPO)}
     procs = [subprocess.Popen([sys.executable, "-c", code, str(w), str(tmp_path)], env=env) for w in (1, 2)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]

@@ -11,9 +11,13 @@ import pytest
 import torch
 
 from boothline.training import checkpoints
-from boothline.training.checkpoints import (CHECKPOINTS, TrainingState, fingerprint, fingerprint_inputs, list_checkpoints,
+from boothline.training.checkpoints import (TrainingState, fingerprint, fingerprint_inputs, list_checkpoints,
                                    load_checkpoint_pipeline, param_changes, resume_point, save_checkpoint)
-from boothline.entry import StageError
+from boothline.errors import StageError
+from boothline.paths import Workspace
+
+CHECKPOINTS = Workspace().checkpoints  # the tests run in their workdir
+
 
 SHAS = ["a" * 64, "b" * 64]
 
@@ -51,11 +55,11 @@ def test_fingerprint_covers_the_trajectory_not_the_cadence(params):
 
 def test_changed_params_refuse_to_resume_naming_them(params, workdir):
     old = inputs_for(params)
-    save_checkpoint(tiny_state(4), record(old), keep=2)
-    assert resume_point(old, max_step=10).step == 4
+    save_checkpoint(tiny_state(4), record(old), keep=2, root=CHECKPOINTS)
+    assert resume_point(old, max_step=10, root=CHECKPOINTS).step == 4
     new = inputs_for(params, {"train": {"learning_rate": 2e-3, "snr_gamma": 5.0}})
     with pytest.raises(StageError) as err:
-        resume_point(new, max_step=10)
+        resume_point(new, max_step=10, root=CHECKPOINTS)
     message = str(err.value)
     assert "data/checkpoints/step-4: refusing to resume" in message
     assert "train.learning_rate: 0.001 -> 0.002" in message and "train.snr_gamma: null -> 5.0" in message
@@ -65,24 +69,24 @@ def test_changed_params_refuse_to_resume_naming_them(params, workdir):
 
 def test_resume_point_is_the_newest_checkpoint_not_past_the_end(params, workdir):
     inputs = inputs_for(params)
-    assert resume_point(inputs, max_step=10) is None
+    assert resume_point(inputs, max_step=10, root=CHECKPOINTS) is None
     for step in (2, 4, 6):
-        save_checkpoint(tiny_state(step), record(inputs), keep=5)
-    assert resume_point(inputs, max_step=10).step == 6
-    assert resume_point(inputs, max_step=5).step == 4
+        save_checkpoint(tiny_state(step), record(inputs), keep=5, root=CHECKPOINTS)
+    assert resume_point(inputs, max_step=10, root=CHECKPOINTS).step == 6
+    assert resume_point(inputs, max_step=5, root=CHECKPOINTS).step == 4
 
 
 def test_pruning_keeps_the_newest_and_leaves_later_runs_alone(params, workdir):
     inputs = inputs_for(params)
-    save_checkpoint(tiny_state(100), record(inputs), keep=2)  # from a longer run of the same params
+    save_checkpoint(tiny_state(100), record(inputs), keep=2, root=CHECKPOINTS)  # from a longer run of the same params
     for step in (2, 4, 6):
-        save_checkpoint(tiny_state(step), record(inputs), keep=2)
-    assert [c.step for c in list_checkpoints()] == [4, 6, 100]
+        save_checkpoint(tiny_state(step), record(inputs), keep=2, root=CHECKPOINTS)
+    assert [c.step for c in list_checkpoints(CHECKPOINTS)] == [4, 6, 100]
 
 
 def test_a_failed_write_leaves_no_partial_checkpoint(params, workdir, monkeypatch):
     inputs = inputs_for(params)
-    save_checkpoint(tiny_state(2), record(inputs), keep=2)
+    save_checkpoint(tiny_state(2), record(inputs), keep=2, root=CHECKPOINTS)
     calls = []
 
     def failing_write(path, data):
@@ -93,7 +97,7 @@ def test_a_failed_write_leaves_no_partial_checkpoint(params, workdir, monkeypatc
 
     monkeypatch.setattr(checkpoints, "_save_bytes", failing_write)
     with pytest.raises(OSError):
-        save_checkpoint(tiny_state(4), record(inputs), keep=2)
+        save_checkpoint(tiny_state(4), record(inputs), keep=2, root=CHECKPOINTS)
     assert [p.name for p in CHECKPOINTS.iterdir()] == ["step-2"]  # no step-4, no temp directory
 
 
@@ -101,7 +105,7 @@ def test_low_disk_stops_before_writing(params, workdir, monkeypatch):
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(checkpoints.shutil, "disk_usage", lambda path: usage(10 << 30, 10 << 30, 1 << 20))
     with pytest.raises(StageError, match=r"not enough free disk for checkpoint step-2: needs about .* GiB"):
-        save_checkpoint(tiny_state(2), record(inputs_for(params)), keep=2)
+        save_checkpoint(tiny_state(2), record(inputs_for(params)), keep=2, root=CHECKPOINTS)
     assert not any(CHECKPOINTS.iterdir())
 
 
@@ -137,10 +141,10 @@ def test_load_checkpoint_pipeline_restores_the_trained_weights(params, workdir, 
 
 
 def test_a_checkpoint_of_another_base_model_is_refused(params, workdir):
-    from boothline.pipelines.loading import ModelError
+    from boothline.errors import ModelError
 
     inputs = inputs_for(params)
-    path = save_checkpoint(tiny_state(2), record({**inputs, "model.base": "org/other-model"}), keep=2)
+    path = save_checkpoint(tiny_state(2), record({**inputs, "model.base": "org/other-model"}), keep=2, root=CHECKPOINTS)
     with pytest.raises(ModelError, match="was trained from org/other-model"):
         load_checkpoint_pipeline(path, params(), torch.device("cpu"), torch.float32)
     state = json.loads((path / "state.json").read_text())

@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from boothline.generation import model_uri
-from boothline.pipelines.loading import ModelError, base_model_id
+from boothline.errors import ModelError
+from boothline.pipelines.loading import base_model_id
 from boothline.generation.model_uri import resolve_model
 from conftest import REPO
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from boothline.pipelines.loading import (ModelError, base_model_id, load_pipeline, make_scheduler, pick_dtype, stage_device,
-                             use_deterministic_kernels)
+from boothline.errors import ModelError
+from boothline.pipelines.loading import (base_model_id, load_pipeline, make_scheduler, pick_dtype, stage_device, use_deterministic_kernels)
 from boothline.params import Model
 from boothline.pipelines.sampling import Request, render
 from boothline.pipelines.tiny import build_tokenizer

@@ -3,7 +3,8 @@
 import pytest
 from transformers import CLIPTokenizer
 
-from boothline.params import PromptError, fill_subject
+from boothline.errors import PromptError
+from boothline.params import fill_subject
 from boothline.generation.prompts import enhance, merge_phrases, token_overflow
 from boothline.generation.styles import Style
 

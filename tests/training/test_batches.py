@@ -10,7 +10,7 @@ import torch
 from boothline.io.images import load_rgb
 from boothline.training.batches import Augment, DreamBoothBatches, EpochOrder, LatentSource, tokenize
 
-DEMO = Path(__file__).resolve().parents[1] / "data/subjects/demo"
+DEMO = Path(__file__).resolve().parents[2] / "data/subjects/demo"
 
 
 @pytest.fixture(scope="module")

@@ -79,11 +79,11 @@ def profiled_steps(skip: int, steps: int, found: dict) -> Iterator[None]:
     import torch
     from torch.profiler import ProfilerActivity, profile, schedule
 
-    import stages.train
+    from boothline.training import loop
 
     cuda = torch.cuda.is_available()
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    original = stages.train.optimizer_step
+    original = loop.optimizer_step
 
     def step_and_mark(run_, step):
         losses = original(run_, step)
@@ -91,11 +91,11 @@ def profiled_steps(skip: int, steps: int, found: dict) -> Iterator[None]:
         return losses
 
     with profile(activities=activities, schedule=schedule(wait=max(skip - 1, 0), warmup=1, active=steps)) as profiler:
-        stages.train.optimizer_step = step_and_mark
+        loop.optimizer_step = step_and_mark
         try:
             yield
         finally:
-            stages.train.optimizer_step = original
+            loop.optimizer_step = original
     events = profiler.key_averages()
     if cuda:
         kernels = [e for e in profiler.events() if e.device_type == torch.autograd.DeviceType.CUDA]

@@ -162,12 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--id", help="image id or prefix")
     history.add_argument("--limit", type=int, help="only the latest N rows")
     history.add_argument("--json", action="store_true", help="full rows as JSON lines")
-    history.add_argument("--dir", help="history directory (default: generate.history_dir, else <workspace>/data/history)")
+    history.add_argument("--dir", help="history directory (default: generate.history_dir, else the workspace's)")
 
     regen = sub.add_parser("regenerate", parents=[common], help="render a logged image again, bit for bit")
     regen.add_argument("image_id")
     regen.add_argument("--out", help="output file (default: data/regenerated/<id>.<ext>)")
-    regen.add_argument("--dir", help="history directory (default: generate.history_dir, else <workspace>/data/history)")
+    regen.add_argument("--dir", help="history directory (default: generate.history_dir, else the workspace's)")
     return parser
 
 

@@ -1,19 +1,19 @@
 """The `batch_generate` flow: a generation job (prompts x styles x seeds with a model, or a job file) rendered as
 shard tasks, each image logged to the history log, with a summary artifact in the Prefect UI.
 
-The job is planned once by `boothline.generation.planning.build_job` (bad input fails there, before anything renders).
-Its fixed batches of deterministic image ids are split into `shards` tasks (`boothline.generation.running.render_shard`),
-so the images are the same however many shards share the job. The shards go through a task runner chosen
-per run: threads on this machine (default), or a Dask or Ray cluster with the optional extras
-(`pip install 'boothline[dask]'` / `'boothline[ray]'`, imported only when chosen). Cluster workers resolve
-the job's relative paths (the workspace's data/jobs/ and data/history/, the model) from their own working directory: start
-them in the project directory, on storage every worker shares. Dask starts its workers with one torch
-thread (OMP_NUM_THREADS=1); on CPU, float sums and so pixels depend on the thread count, so their images
-have the same ids and files as a local run but may differ from it in the last bits.
+The job is planned once by `boothline.generation.planning.build_job` (bad input fails there, before anything
+renders). Its fixed batches of deterministic image ids are split into `shards` tasks
+(`boothline.generation.running.render_shard`), so the images are the same however many shards share the job. The
+shards go through a task runner chosen per run: threads on this machine (default), or a Dask or Ray cluster with the
+optional extras (`pip install 'boothline[dask]'` / `'boothline[ray]'`, imported only when chosen). Cluster workers
+resolve the job's relative paths (the workspace's data/jobs/ and data/history/, the model) from their own working
+directory: start them in the project directory, on storage every worker shares. Dask starts its workers with one
+torch thread (OMP_NUM_THREADS=1); on CPU, float sums and so pixels depend on the thread count, so their images have
+the same ids and files as a local run but may differ from it in the last bits.
 
-On a cluster a shard of a job that renders on CUDA asks for one GPU (Dask: the worker resource `GPU`, so
-start GPU workers with `--resources GPU=1`, one per GPU; Ray: `num_gpus=1`), so two shards never share a
-GPU; a CPU job asks for none (`gpu_per_shard` overrides either way).
+On a cluster a shard of a job that renders on CUDA asks for one GPU (Dask: the worker resource `GPU`, so start GPU
+workers with `--resources GPU=1`, one per GPU; Ray: `num_gpus=1`), so two shards never share a GPU; a CPU job asks
+for none (`gpu_per_shard` overrides either way).
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from boothline.generation.running import finalize_job, prepare_job, render_shard
-from boothline.generation.planning import Job, build_job
-from boothline.pipelines.loading import render_numerics
 from boothline.errors import ParamsError
+from boothline.generation.planning import Job, build_job
+from boothline.generation.running import finalize_job, prepare_job, render_shard
 from boothline.params import load_params
 from boothline.paths import Workspace
+from boothline.pipelines.loading import render_numerics
 from flows.gpu import GPU_TAG, ensure_gpu_limit
 from flows.retries import retry_if_transient
 

@@ -7,7 +7,7 @@ and a stage whose outputs were deleted runs again. Bad input fails the flow at o
 message (no retries); only failures a retry can fix are retried (flows/retries.py). GPU-heavy tasks carry
 the `gpu` tag (flows/gpu.py).
 
-    python -m flows.pipeline [--params FILE] [--workspace DIR]    # one run, here (deployments: prefect.yaml, flows/serve.py)
+    python -m flows.pipeline [--params FILE] [--workspace DIR]   # one run, here (deployments: prefect.yaml)
 """
 
 from __future__ import annotations

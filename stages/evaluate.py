@@ -8,7 +8,7 @@ by pair. Outputs under `data/eval/`:
   (the same block per scored training step) and `best_step` by `register.primary_metric`;
 - `per_prompt.csv`: one row per model and prompt, with dino, clip_i, clip_t, div for that prompt's images
   and `latent_similarity` (encoder-free: mean cosine similarity of the VAE latents of its images to the
-  subject images' latents, centred per channel as in `boothline.evaluation.latents`);
+  subject images' latents, centred per channel as in `boothline.evaluation.fidelity`);
 - `grids/<model>.png`: prompts x seeds; `plots/per_category.png`, `plots/per_step.png`.
 """
 

@@ -13,8 +13,8 @@ import logging
 import sys
 
 from boothline.entry import run_stage
-from boothline.generation.running import run_launched
 from boothline.generation.planning import build_job
+from boothline.generation.running import run_launched
 from boothline.params import Params
 from boothline.paths import Workspace
 

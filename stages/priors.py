@@ -1,13 +1,8 @@
-"""Stage 2, priors: class-prior images for prior preservation ("a photo of a toy"), cached and resumable.
+"""Stage 2, priors: class-prior images for prior preservation ("a photo of a toy"), cached and resumable
+(`boothline.training.priors` says how: seeded, named by what shapes them, reused when already there).
 
-Image i is rendered from seed `priors.seed + i`, and its file name carries a hash of everything that
-shapes it (model, prompts, seed, steps, guidance, scheduler, size). So a rerun reuses every image that is
-already there, a killed run (each PNG is written atomically) renders only what is missing, and changing
-the model or prompt renders anew. Files the current params no longer produce are deleted.
-A user may supply class images instead (`priors.class_dir`); they are checked like the subject photos and
-topped up with generated ones when there are too few.
-
-Output: `data/priors/` under the workspace: the PNGs and `manifest.parquet` (file, sha256, seed, prompt, ...).
+Inputs: the model and `priors.*` params, and optionally the user's `priors.class_dir`. Output: `data/priors/`
+under the workspace: the PNGs and `manifest.parquet` (file, sha256, seed, prompt, ...).
 """
 
 from __future__ import annotations

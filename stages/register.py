@@ -3,8 +3,8 @@
 Registers `data/model/` (or, with `register.use_best_checkpoint`, the best-scoring checkpoint of
 `data/eval/metrics.json`) under `register.model_name` (default `boothline-<subject folder>`) in the store at
 `register.tracking_uri`. A model already registered (same training fingerprint and step) is not registered
-again: its version is gated anew with the current thresholds. Writes `data/registry.json`. All paths are the workspace's; a relative
-`register.tracking_uri` store lies inside it.
+again: its version is gated anew with the current thresholds. Writes `data/registry.json`. All paths are the
+workspace's; a relative `register.tracking_uri` store lies inside it.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ import json
 import logging
 import sys
 
-from boothline.errors import StageError
 from boothline.entry import run_stage
+from boothline.errors import StageError
 from boothline.io.files import atomic_write_bytes, atomic_write_text
 from boothline.params import Params
 from boothline.paths import Workspace

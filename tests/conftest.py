@@ -87,3 +87,26 @@ def compile_for_tests(monkeypatch):
     yield lambda: dict(torch._dynamo.utils.counters["graph_break"])
     torch._dynamo.reset()
 
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory) -> Path:
+    """An empty, fully migrated MLflow sqlite store, created once: migrations cost seconds per database.
+
+    Kept at a fixed path of the session's temp root."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.getbasetemp() / "mlflow-template" / "mlflow.db"
+    if not path.is_file():
+        building = path.with_name("building.db")
+        building.parent.mkdir(exist_ok=True)
+        MlflowClient(tracking_uri=f"sqlite:///{building}").search_experiments()
+        building.rename(path)
+    return path
+
+
+@pytest.fixture
+def store(workdir, mlflow_template) -> str:
+    """The default tracking URI (sqlite:///registry/mlflow.db) in the workdir, a copy of the template."""
+    Path("registry").mkdir(exist_ok=True)
+    shutil.copy(mlflow_template, "registry/mlflow.db")
+    return "sqlite:///registry/mlflow.db"

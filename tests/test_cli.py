@@ -13,10 +13,10 @@ import pandas as pd
 from PIL import Image
 
 from boothline.cli import main
-from boothline.io.files import sha256_file
 from boothline.generation.history import read_history
 from boothline.generation.renderer import cpu_threads
 from boothline.generation.styles import load_styles
+from boothline.io.files import sha256_file
 from conftest import REPO, run_module
 
 TINY_JOB = ["--styles", "anime,manga", "--seeds", "2", "--steps", "2", "--width", "32", "--height", "32"]

@@ -12,11 +12,11 @@ import yaml
 from PIL import Image
 
 from boothline.errors import StageError
-from boothline.evaluation.metrics import METRIC_KEYS
-from boothline.pipelines.loading import base_model_id
-from boothline.params import Model, deep_merge, load_params
-from conftest import REPO, run_module
 from boothline.evaluation.inputs import centre_square
+from boothline.evaluation.metrics import METRIC_KEYS
+from boothline.params import Model, deep_merge, load_params
+from boothline.pipelines.loading import base_model_id
+from conftest import REPO, run_module
 from stages import evaluate, validate
 from evaluation.test_metrics import build_clip, build_dino
 

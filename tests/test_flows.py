@@ -71,11 +71,11 @@ def pipeline_runs(prefect_server, tmp_path_factory, tiny_dir) -> PipelineRuns:
     train_calls = []
     real_train, real_register = stages.train.run, stages.register.run
 
-    def counting_train(params):
+    def counting_train(params, workspace):
         train_calls.append(1)
-        return real_train(params)
+        return real_train(params, workspace)
 
-    def crashing_register(params):
+    def crashing_register(params, workspace):
         raise RuntimeError("simulated crash in register")
 
     with contextlib.chdir(project), pytest.MonkeyPatch.context() as patch:
@@ -238,13 +238,14 @@ def test_the_dvc_path_never_imports_prefect(tmp_path):
 
 def test_a_dropped_connection_is_retried(prefect_server, params, monkeypatch):
     import stages.register
+    from boothline.paths import Workspace
     from prefect import flow
     from prefect.cache_policies import NO_CACHE
     from flows.pipeline import STAGE_TASKS
 
     attempts = []
 
-    def flaky_register(p):
+    def flaky_register(p, workspace):
         attempts.append(1)
         if len(attempts) == 1:
             raise ConnectionResetError("the tracking server went away")
@@ -255,16 +256,14 @@ def test_a_dropped_connection_is_retried(prefect_server, params, monkeypatch):
 
     @flow
     def register_once():
-        return register(params())
+        return register(params(), Workspace())
 
     assert register_once() == {"version": 1}
     assert len(attempts) == 2
 
 
 def test_only_transient_failures_are_retried():
-    from boothline.errors import StageError
-    from boothline.errors import ModelError
-    from boothline.errors import ParamsError
+    from boothline.errors import ModelError, ParamsError, StageError
     from flows.retries import is_transient
 
     assert is_transient(ConnectionResetError("peer reset"))

@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from boothline.errors import StageError
-from boothline.pipelines.loading import base_model_id
-from conftest import REPO
 from boothline.params import load_params
+from boothline.pipelines.loading import base_model_id
 from boothline.training import priors as class_priors
+from conftest import REPO
 from stages import priors
 
 OUT = Path("data/priors")

@@ -19,11 +19,10 @@ import pytest
 import yaml
 
 from boothline.entry import run_stage
+from boothline.evaluation.scoring import metric_block
 from boothline.pipelines.loading import read_model_card
 from stages import register
-from boothline.evaluation.scoring import metric_block
 from test_evaluate import TINY_ID, FAST_TRAIN, install_trained_model, train_project, trained_full  # noqa: F401
-from registry.test_store import mlflow_template, store  # noqa: F401
 
 NO_ENCODER = "eval.dino_model is not set"
 

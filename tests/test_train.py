@@ -17,8 +17,9 @@ import pandas as pd
 import pytest
 import torch
 
-from boothline.training.checkpoints import TEST_KILL_ENV
 from boothline.errors import StageError
+from boothline.training import loop
+from boothline.training.checkpoints import TEST_KILL_ENV
 from conftest import REPO, run_module
 
 SHORT = {"validate_every": 0, "batch_size": 1}  # fast runs for the mechanics; the default config learns
@@ -68,10 +69,11 @@ def fresh_start() -> None:
 
 
 def fidelity(model: str, params) -> dict[str, float]:
-    """latent_fidelity (boothline.evaluation.latents) over 16 seeds: instance-prompt vs class-prompt generations,
+    """latent_fidelity (boothline.evaluation.fidelity) over 16 seeds: instance-prompt vs class-prompt generations,
     each compared with the VAE latents of the real subject images."""
     from boothline.io.images import load_rgb
-    from boothline.evaluation.latents import encode_images, generate_latents, latent_fidelity
+    from boothline.evaluation.fidelity import latent_fidelity
+    from boothline.pipelines.latents import encode_images, generate_latents
     from boothline.pipelines.loading import load_pipeline
     from boothline.pipelines.sampling import Request
 
@@ -145,14 +147,14 @@ def test_killed_runs_resume_to_bit_identical_weights(trainable, params):
 def test_lora_saves_only_the_adapter_which_reloads_onto_the_base(trainable, params, monkeypatch):
     from diffusers import StableDiffusionPipeline
 
-    from boothline.evaluation.latents import generate_latents
+    from boothline.pipelines.latents import generate_latents
     from boothline.pipelines.loading import load_pipeline, make_scheduler
     from boothline.pipelines.sampling import Request
     from stages import train
 
     requests = [Request("a photo of sks toy", seed, steps=5, width=64, height=64) for seed in range(2)]
     trained = {}
-    save = train.save_trained_model
+    save = loop.save_trained_model
 
     def render_then_save(pipe, *args, **kwargs):
         sampler = StableDiffusionPipeline(**{**pipe.components, "scheduler": make_scheduler("dpm++", pipe.scheduler.config)},
@@ -160,7 +162,7 @@ def test_lora_saves_only_the_adapter_which_reloads_onto_the_base(trainable, para
         trained["latents"] = generate_latents(sampler, requests)
         return save(pipe, *args, **kwargs)
 
-    monkeypatch.setattr(train, "save_trained_model", render_then_save)
+    monkeypatch.setattr(loop, "save_trained_model", render_then_save)
     p = params({"train": {**SHORT, "max_train_steps": 6, "checkpoint_every": 6, "train_text_encoder": True,
                           "export_single_file": True, "lora": {"enabled": True, "rank": 4, "alpha": 8}}})
     summary = train.run(p)
@@ -305,7 +307,6 @@ def test_fast_path_follows_the_autocast_run_and_resumes_exactly(trainable, param
     as plain bf16 autocast is, no graph breaks, fp32 masters in checkpoints and the saved model, exact resume."""
     from safetensors.torch import load_file
 
-    import stages.train
     from stages import train
 
     base = {**SHORT, "max_train_steps": 4, "checkpoint_every": 2, "train_text_encoder": True}
@@ -335,7 +336,7 @@ def test_fast_path_follows_the_autocast_run_and_resumes_exactly(trainable, param
             raise KeyboardInterrupt
 
     with pytest.MonkeyPatch.context() as patch, pytest.raises(KeyboardInterrupt):
-        patch.setattr(stages.train, "test_kill_point", interrupt)
+        patch.setattr(loop, "test_kill_point", interrupt)
         train.run(params({"train": {**base, **FAST}}))
     assert train.run(params({"train": {**base, **FAST}}))["resumed_from_step"] == 2
     assert_bit_identical(final_weights(), fast)
@@ -364,7 +365,7 @@ def test_frozen_modules_the_loop_never_calls_leave_the_gpu(settings, crop_cached
     from types import SimpleNamespace
 
     from boothline.params import Train
-    from stages.train import idle_frozen_modules
+    from boothline.training.loop import idle_frozen_modules
 
     train = Train(**settings)
     models = {"unet": None, **({"text_encoder": None} if train.train_text_encoder else {})}

@@ -108,5 +108,6 @@ def test_two_workspaces_at_the_same_time_in_two_processes(workdir):
     # Each workspace names only its own files: nothing of one points into the other.
     for name, space in spaces.items():
         other = spaces["other" if name == "demo" else "demo"]
-        assert str(other) not in (space / "data/registry.json").read_text() + (space / "data/eval/metrics.json").read_text()
+        for record in ("data/registry.json", "data/eval/metrics.json", "data/train/summary.json"):
+            assert str(other) not in (space / record).read_text()
     shutil.rmtree(workdir / "workspaces")

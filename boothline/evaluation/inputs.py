@@ -39,8 +39,9 @@ def checkpoint_dirs(params: Params, card: dict, workspace: Workspace) -> dict[in
             )
         fingerprint = checkpoint.state.get("fingerprint")
         if fingerprint != card.get("fingerprint"):
-            raise StageError(f"{checkpoint.path}: belongs to another training run than {workspace.model_dir} (fingerprint "
-                             f"{fingerprint} != {card.get('fingerprint')}); delete {workspace.checkpoints} and retrain")
+            raise StageError(f"{checkpoint.path}: belongs to another training run than {workspace.model_dir} "
+                             f"(fingerprint {fingerprint} != {card.get('fingerprint')}); "
+                             f"delete {workspace.checkpoints} and retrain")
         found[step] = checkpoint.path
     return found
 

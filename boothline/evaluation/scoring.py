@@ -1,6 +1,6 @@
 """Scoring a model as the DreamBooth paper does: every model renders the same prompts with the same seeds, so
 scores compare pair by pair. DINO, PRES and DIV need a DINO encoder and CLIP-I and CLIP-T a CLIP one; without
-them those metrics are null with a reason. Latent fidelity (`boothline.evaluation.latents`) needs neither.
+them those metrics are null with a reason. Latent fidelity (`boothline.evaluation.fidelity`) needs neither.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from typing import Sequence
 import torch
 from PIL import Image
 
-from boothline.evaluation.latents import encode_images, generate_latents, latent_fidelity, mean_similarity
+from boothline.evaluation.fidelity import latent_fidelity, mean_similarity
 from boothline.evaluation.metrics import (HIGHER_IS_BETTER, METRIC_KEYS, ClipEncoder, DinoEncoder, EncoderUnavailable,
                                           diversity, load_clip, load_dino, mean_matched_similarity,
                                           mean_pairwise_similarity, within_group_diversity)
 from boothline.evaluation.protocol import EvalPrompt
 from boothline.params import Params
 from boothline.paths import Workspace
+from boothline.pipelines.latents import encode_images, generate_latents
 from boothline.pipelines.loading import base_model_id, load_pipeline, pick_dtype, prepare_for_inference, stage_device
 from boothline.pipelines.sampling import Request, render
 from boothline.training.checkpoints import load_checkpoint_pipeline
@@ -110,7 +111,8 @@ def score_pipeline(pipe, label: str, step: int | None, params: Params, prompts: 
     per_prompt = e.images_per_prompt
     seeds = [e.seed + k for k in range(per_prompt)]
     fidelity_seeds = [e.seed + k for k in range(e.fidelity_seeds)]
-    images = [image for _, image in render(pipe, requests_for(params, [p.prompt for p in prompts], seeds), e.batch_size)]
+    requests = requests_for(params, [p.prompt for p in prompts], seeds)
+    images = [image for _, image in render(pipe, requests, e.batch_size)]
     groups = [images[i * per_prompt:(i + 1) * per_prompt] for i in range(len(prompts))]
 
     reference = encode_images(pipe, real.images, size)

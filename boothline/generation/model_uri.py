@@ -1,10 +1,9 @@
-"""What `--model` means: a local model directory, `builtin:tiny`, a hub id, or a registered MLflow model.
-
-Resolution turns the value into something `boothline.pipelines.loading.load_pipeline` loads, plus the identity that
-image ids and the history log record: the model card's training fingerprint and step, else the registry
-version, else the base model id, else a hash of the weights. `models:/name@alias` and `models:/name/<version>` are downloaded
-once into `data/cache/registry/` (pinned to the version the alias pointed at). MLflow is imported only
-here, inside the function that needs it: rendering never imports it.
+"""What `--model` means: a local model directory, `builtin:tiny`, a hub id, or a registered MLflow model. Resolution
+turns the value into something `boothline.pipelines.loading.load_pipeline` loads, plus the identity that image ids
+and the history log record: the model card's training fingerprint and step, else the registry version, else the base
+model id, else a hash of the weights. `models:/name@alias` and `models:/name/<version>` are downloaded once into the
+workspace's `data/cache/registry/` (pinned to the version the alias pointed at). MLflow is imported only here,
+inside the function that needs it: rendering never imports it.
 """
 
 from __future__ import annotations
@@ -18,11 +17,11 @@ from pathlib import Path
 
 import yaml
 
-from boothline.io.files import atomic_directory, atomic_write_text, sha256_file
 from boothline.errors import ModelError
-from boothline.pipelines.loading import HUB_ID, TINY, base_model_id, read_model_card, resolve_source
+from boothline.io.files import atomic_directory, atomic_write_text, sha256_file
 from boothline.params import Params
 from boothline.paths import HASH_CACHE, Workspace
+from boothline.pipelines.loading import HUB_ID, TINY, base_model_id, read_model_card, resolve_source
 
 REGISTERED = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))")
 PIPELINE_ARTIFACT_KEY = "pipeline"  # the registered pyfunc's artifact holding the model directory

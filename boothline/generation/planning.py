@@ -23,16 +23,15 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from boothline.errors import StageError
-from boothline.io.image_formats import EXTENSIONS
-from boothline.pipelines.loading import render_numerics
+from boothline.errors import ParamsError, StageError
 from boothline.generation.model_uri import ResolvedModel, resolve_model
-from boothline.errors import ParamsError
+from boothline.generation.prompts import enhance
+from boothline.generation.styles import Style, load_styles, select_styles
+from boothline.io.image_formats import EXTENSIONS
 from boothline.params import Generate, Model, Params, Subject, fill_subject, format_errors
 from boothline.paths import Workspace
-from boothline.generation.prompts import enhance
+from boothline.pipelines.loading import render_numerics
 from boothline.pipelines.sampling import Request
-from boothline.generation.styles import Style, load_styles, select_styles
 
 SWEEPABLE = ("steps", "guidance", "scheduler")
 SUMMARY = "summary.json"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from boothline.params import fill_subject
 from boothline.generation.styles import Style
+from boothline.params import fill_subject
 
 
 @dataclass(frozen=True)

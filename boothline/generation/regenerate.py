@@ -12,16 +12,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from boothline.errors import StageError
+from boothline.errors import ModelError, StageError
 from boothline.generation.history import query, read_history
-from boothline.io.image_formats import pixel_sha256, write_image
-from boothline.generation.running import RECORD_KEYS, parameters_text
-from boothline.errors import ModelError
-from boothline.pipelines.loading import pick_device
 from boothline.generation.model_uri import display_name, resolve_model
+from boothline.generation.renderer import Renderer, cpu_threads
+from boothline.generation.running import RECORD_KEYS, parameters_text
+from boothline.io.image_formats import pixel_sha256, write_image
 from boothline.params import Params
 from boothline.paths import Workspace
-from boothline.generation.renderer import Renderer, cpu_threads
+from boothline.pipelines.loading import pick_device
 from boothline.pipelines.sampling import Request
 
 FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}

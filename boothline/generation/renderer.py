@@ -11,11 +11,11 @@ from typing import Iterator, Sequence
 import torch
 from PIL import Image
 
+from boothline.generation.model_uri import ResolvedModel
+from boothline.generation.prompts import token_overflow
+from boothline.params import Model
 from boothline.pipelines.loading import (DTYPE_NAMES, DTYPES, load_pipeline, make_scheduler, pick_device, pick_dtype,
                              prepare_for_inference, use_deterministic_kernels)
-from boothline.generation.model_uri import ResolvedModel
-from boothline.params import Model
-from boothline.generation.prompts import token_overflow
 from boothline.pipelines.sampling import Request, render_batch
 
 

@@ -29,16 +29,16 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from boothline.pipelines import compiling
-from boothline.io.files import FILE_WRITERS, atomic_write_bytes, atomic_write_text, remove_stale, sha256_file
 from boothline.generation.history import COLUMNS, append_rows, read_history
+from boothline.generation.planning import SUMMARY, ZIP_NAME, ImagePlan, Job
+from boothline.generation.renderer import Renderer
+from boothline.io.files import FILE_WRITERS, atomic_write_bytes, atomic_write_text, remove_stale, sha256_file
 from boothline.io.image_formats import pixel_sha256, read_record, write_image
 from boothline.io.images import a1111_parameters, save_png
-from boothline.generation.planning import SUMMARY, ZIP_NAME, ImagePlan, Job
+from boothline.io.sheets import contact_sheet
+from boothline.pipelines import compiling
 from boothline.pipelines.loading import A1111_SAMPLER_NAMES
 from boothline.pipelines.processes import launched_processes
-from boothline.generation.renderer import Renderer
-from boothline.io.sheets import contact_sheet
 
 log = logging.getLogger(__name__)
 RECORD_KEYS = [c for c in COLUMNS if c not in ("created_at", "file", "sha256", "seconds")]

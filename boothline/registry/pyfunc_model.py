@@ -36,7 +36,8 @@ def prompts_of(model_input) -> list[str]:
 
 class DreamBoothModel(PythonModel):
     def load_context(self, context):
-        from boothline.pipelines.loading import load_pipeline, pick_device, pick_dtype, prepare_for_inference, read_model_card
+        from boothline.pipelines.loading import (load_pipeline, pick_device, pick_dtype, prepare_for_inference,
+                                                 read_model_card)
         from boothline.params import Model
 
         directory = context.artifacts[PIPELINE_ARTIFACT]

@@ -46,7 +46,8 @@ def read_inputs(workspace: Workspace) -> tuple[dict, dict]:
                          f"{scored.get('fingerprint')}) than {model_dir} (step {card.get('step')}, fingerprint "
                          f"{card.get('fingerprint')}); rerun `python -m stages.evaluate`")
     if not card.get("fingerprint"):
-        raise StageError(f"{model_dir / MODEL_CARD}: has no training fingerprint; retrain with `python -m stages.train`")
+        raise StageError(f"{model_dir / MODEL_CARD}: has no training fingerprint; retrain with "
+                         "`python -m stages.train`")
     return card, report
 
 
@@ -57,7 +58,8 @@ def chosen_step(params: Params, card: dict, report: dict, workspace: Workspace) 
         return card["step"]
     if report.get("best_metric") != params.register.primary_metric:
         raise StageError(f"{metrics}: best step chosen by {report.get('best_metric')}, but "
-                         f"register.primary_metric is {params.register.primary_metric}; rerun `python -m stages.evaluate`")
+                         f"register.primary_metric is {params.register.primary_metric}; rerun "
+                         "`python -m stages.evaluate`")
     if str(best) not in report.get("steps", {}):
         raise StageError(f"{metrics}: best_step {best} has no scores under 'steps'; rerun `python -m stages.evaluate`")
     if checkpoint_at(best, workspace.checkpoints) is None:
@@ -112,7 +114,8 @@ def submission(params: Params, card: dict, report: dict, step: int, scores: dict
     artifacts += [("train", loss_png)] if loss_png else []
     kind = card["kind"] if step == card["step"] else "full"  # a checkpoint is registered as a full pipeline
     base = base_model_id(params.model)
-    provenance = {**git_tags(), **dvc_lock_tags(ws.root / "dvc.lock")}  # the version page shows its own tags; params are on its run
+    # The version page shows its own tags; the params are on its run.
+    provenance = {**git_tags(), **dvc_lock_tags(ws.root / "dvc.lock")}
     version_provenance = {k: v for k, v in provenance.items() if not k.startswith("mlflow.")}
     return Submission(
         model_key=key,
@@ -151,7 +154,9 @@ def register_model(params: Params, workspace: Workspace) -> tuple[dict, Decision
     from boothline.registry import store  # MLflow is imported only by the stage that needs it
 
     tracking_uri = workspace.tracking_uri(reg.tracking_uri)
-    artifacts = reg.artifact_location if "://" in reg.artifact_location else str(workspace.resolve(reg.artifact_location))
+    artifacts = reg.artifact_location
+    if "://" not in artifacts:  # a local artifact store lies in the workspace, beside its database
+        artifacts = str(workspace.resolve(artifacts))
     client = store.connect(tracking_uri)
     experiment = store.experiment_id(client, reg.experiment, artifacts, tracking_uri)
     key = model_key(card, step, workspace)

@@ -1,10 +1,11 @@
 """DreamBooth training batches: images to VAE latents (cached once), prompts to text inputs, one batch per step.
 
-Every batch is a function of (seed, micro-step, process rank) only: the image order comes from a seeded
-shuffle per epoch, and crops, flips, noise and timesteps from that step's own generator. No DataLoader, no global RNG: a run resumed at step N draws exactly what an uninterrupted run
-draws at step N. Under DDP, process r of w takes stream positions (step * w + r) * batch_size + j.
+Every batch is a function of (seed, micro-step, process rank) only: the image order comes from a seeded shuffle per
+epoch, and crops, flips, noise and timesteps from that step's own generator. No DataLoader, no global RNG: a run
+resumed at step N draws exactly what an uninterrupted run draws at step N. Under DDP, process r of w takes stream
+positions (step * w + r) * batch_size + j.
 
-Latents are the VAE posterior mean (as in evaluation, `boothline.evaluation.latents.encode_images`): a trained
+Latents are the VAE posterior mean (as in evaluation, `boothline.pipelines.latents.encode_images`): a trained
 SD VAE's posterior is so narrow that sampling it only adds noise, and an untrained VAE's is so wide that
 sampling it buries the image. They are cached once per image, and per mirror image when `random_flip` is
 on, so a step costs no VAE pass; random crops change every step, so they are encoded per step.
@@ -19,8 +20,8 @@ from typing import Sequence
 import torch
 from PIL import Image
 
+from boothline.pipelines.latents import image_tensor
 from boothline.training.objective import draw_noise, draw_timesteps, step_generator
-from boothline.evaluation.latents import image_tensor
 
 log = logging.getLogger(__name__)
 ENCODE_BATCH = 8

@@ -26,11 +26,10 @@ from typing import Any, Sequence
 
 import torch
 
-from boothline.errors import StageError
+from boothline.errors import ModelError, StageError
 from boothline.io.files import atomic_directory
-from boothline.errors import ModelError
-from boothline.pipelines.loading import base_model_id, check_lora_support, load_pipeline
 from boothline.params import Lora, Params, dotted
+from boothline.pipelines.loading import base_model_id, check_lora_support, load_pipeline
 from boothline.training.trainable import TEXT_ENCODER, UNET, add_lora_adapters, load_trainable_state
 
 FORMAT = 1

@@ -15,10 +15,10 @@ from typing import Any
 
 import torch
 
-from boothline.training.export import full_model_state, lora_to_kohya, save_single_file, text_model_keys
 from boothline.io.files import atomic_directory
-from boothline.pipelines.loading import MODEL_CARD, base_model_id
 from boothline.params import Params
+from boothline.pipelines.loading import MODEL_CARD, base_model_id
+from boothline.training.export import full_model_state, lora_to_kohya, save_single_file, text_model_keys
 from boothline.training.trainable import TEXT_ENCODER, UNET, lora_config
 
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"

@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from boothline.io.images import save_png
-from boothline.pipelines.loading import make_scheduler
-from boothline.params import Params
-from boothline.pipelines.sampling import Request, render
 from boothline.io.sheets import prompt_grid
+from boothline.params import Params
+from boothline.pipelines.loading import make_scheduler
+from boothline.pipelines.sampling import Request, render
 
 
 def validation_requests(params: Params) -> list[Request]:

@@ -7,9 +7,9 @@ from collections import Counter
 import pytest
 
 from boothline.errors import StageError
-from boothline.params import parse_params
 from boothline.evaluation.protocol import (ACCESSORISATION, CUSTOM, PAPER_PROMPTS, PROPERTY, RECONTEXTUALISATION, eval_prompts,
                                 stratified, without_token)
+from boothline.params import parse_params
 
 
 def make(kind="object", **eval_section):

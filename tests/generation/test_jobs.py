@@ -12,12 +12,12 @@ import torch
 import yaml
 from PIL import Image
 
-from boothline.io.image_formats import read_metadata
-from boothline.generation.running import finalize_job, prepare_job, run_job
-from boothline.generation.planning import build_job
-from boothline.pipelines.loading import base_model_id
 from boothline.errors import ParamsError, PromptError
+from boothline.generation.planning import build_job
+from boothline.generation.running import finalize_job, prepare_job, run_job
 from boothline.generation.styles import StyleError
+from boothline.io.image_formats import read_metadata
+from boothline.pipelines.loading import base_model_id
 
 SMALL = {"generate": {"styles": ["anime", "manga"], "seeds": 2, "steps": 2, "width": 32, "height": 32,
                       "batch_size": 4, "prompts": ["{subject} on the beach"]}}

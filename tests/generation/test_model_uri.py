@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from boothline.generation import model_uri
 from boothline.errors import ModelError
-from boothline.pipelines.loading import base_model_id
+from boothline.generation import model_uri
 from boothline.generation.model_uri import resolve_model
+from boothline.pipelines.loading import base_model_id
 from conftest import REPO
 
 

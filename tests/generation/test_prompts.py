@@ -4,9 +4,9 @@ import pytest
 from transformers import CLIPTokenizer
 
 from boothline.errors import PromptError
-from boothline.params import fill_subject
 from boothline.generation.prompts import enhance, merge_phrases, token_overflow
 from boothline.generation.styles import Style
+from boothline.params import fill_subject
 
 OIL = Style("oil-painting", "Oil", "oil painting of {prompt}, impasto, detailed", "photo, blurry")
 

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from boothline.errors import ModelError
-from boothline.pipelines.loading import (base_model_id, load_pipeline, make_scheduler, pick_dtype, stage_device, use_deterministic_kernels)
 from boothline.params import Model
+from boothline.pipelines.loading import (base_model_id, load_pipeline, make_scheduler, pick_dtype, stage_device,
+                                         use_deterministic_kernels)
 from boothline.pipelines.sampling import Request, render
 from boothline.pipelines.tiny import build_tokenizer
 from conftest import REPO

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from boothline.errors import StageError
+from boothline.paths import Workspace
 from boothline.training import checkpoints
 from boothline.training.checkpoints import (TrainingState, fingerprint, fingerprint_inputs, list_checkpoints,
                                    load_checkpoint_pipeline, param_changes, resume_point, save_checkpoint)
-from boothline.errors import StageError
-from boothline.paths import Workspace
 
 CHECKPOINTS = Workspace().checkpoints  # the tests run in their workdir
 
@@ -131,7 +131,7 @@ def test_load_checkpoint_pipeline_restores_the_trained_weights(params, workdir, 
         assert {module.dtype for module in (half.unet, half.vae, half.text_encoder)} == {torch.bfloat16}
         return
     assert all(".lora_" in k for k in trained) and not any(".lora_" in k for k in pipe.unet.state_dict())
-    from boothline.evaluation.latents import generate_latents
+    from boothline.pipelines.latents import generate_latents
     from boothline.pipelines.loading import load_pipeline
     from boothline.pipelines.sampling import Request
 

@@ -133,3 +133,17 @@ def test_history_json_is_strict_json_with_nulls(tmp_path, capsys):
     records = [json.loads(line, parse_constant=no_constants) for line in capsys.readouterr().out.splitlines()]
     assert [r["seconds"] for r in records] == [0.25, None] and [r["seed"] for r in records] == [0, 1]
     assert records[0]["created_at"] == "2026-11-20T12:00:00+00:00"
+
+
+def test_every_command_works_in_a_workspace(workdir, capsys):
+    job = ["--workspace", "work/rex", "--prompt", "{subject} in the snow", "--styles", "anime", "--seeds", "1",
+           "--steps", "2", "--width", "32", "--height", "32", "--model", "builtin:tiny"]
+    assert main(["generate", *job]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("work/rex/data/jobs/job-") and "1 images (1 rendered" in out
+    assert main(["history", "--workspace", "work/rex", "--json"]) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["file"].startswith("work/rex/data/jobs/")
+    assert main(["regenerate", row["image_id"], "--workspace", "work/rex"]) == 0
+    assert Path(f"work/rex/data/regenerated/{row['image_id']}.png").is_file()
+    assert not (workdir / "data/jobs").exists() and not (workdir / "data/history").exists()

@@ -68,45 +68,6 @@ def fresh_start() -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def fidelity(model: str, params) -> dict[str, float]:
-    """latent_fidelity (boothline.evaluation.fidelity) over 16 seeds: instance-prompt vs class-prompt generations,
-    each compared with the VAE latents of the real subject images."""
-    from boothline.io.images import load_rgb
-    from boothline.evaluation.fidelity import latent_fidelity
-    from boothline.pipelines.latents import encode_images, generate_latents
-    from boothline.pipelines.loading import load_pipeline
-    from boothline.pipelines.sampling import Request
-
-    pipe = load_pipeline(model, scheduler="dpm++")
-    real = [load_rgb(path) for path in pd.read_parquet("data/validated/manifest.parquet")["file"]]
-    reference = encode_images(pipe, real, params.train.resolution)
-
-    def latents(prompt: str) -> torch.Tensor:
-        size = params.train.resolution
-        return generate_latents(pipe, [Request(prompt, seed, steps=10, width=size, height=size) for seed in range(16)])
-
-    return latent_fidelity(latents(params.instance_prompt), latents(params.class_prompt), reference)
-
-
-def test_default_training_learns_the_subject_and_keeps_the_prior(trainable, params):
-    from stages import train
-
-    p = params()  # params.yaml as shipped: 100 steps of 4 instance + 4 class images, UNet + text encoder
-    summary = train.run(p)
-    trained, base = fidelity("data/model", p), fidelity("builtin:tiny", p)
-    print(f"latent_fidelity trained {trained['latent_fidelity']:.4f} base {base['latent_fidelity']:.4f}; "
-          f"{summary['steps_per_s']} steps/s")
-    # Measured 0.19 with tiny v4 (0.22-0.24 over train seeds 0 and 1 with v3's tokenizer; the real images' own
-    # mean pairwise similarity is 0.16). With a frozen text encoder v3 reached only 0.008-0.026.
-    assert trained["latent_fidelity"] > 0.1
-    assert abs(base["latent_fidelity"]) < 0.003
-    metrics = pd.read_csv("data/train/metrics.csv")
-    first, last = metrics.head(10), metrics.tail(10)
-    assert last["instance_loss"].mean() < 0.6 * first["instance_loss"].mean()
-    # Prior preservation: the class half is fitted too, not traded away for the subject.
-    assert last["prior_loss"].mean() < first["prior_loss"].mean() and metrics["prior_loss"].max() < 2.5
-
-
 def test_killed_runs_resume_to_bit_identical_weights(trainable, params):
     from stages import train
 

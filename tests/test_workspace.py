@@ -111,3 +111,11 @@ def test_two_workspaces_at_the_same_time_in_two_processes(workdir):
         for record in ("data/registry.json", "data/eval/metrics.json", "data/train/summary.json"):
             assert str(other) not in (space / record).read_text()
     shutil.rmtree(workdir / "workspaces")
+
+
+def test_the_stage_entry_takes_a_workspace(workdir):
+    from conftest import run_module
+
+    run_module("stages.validate", "--workspace", "work/demo", cwd=workdir, check=True)
+    assert Workspace(workdir / "work/demo").validated_manifest.is_file()
+    assert not (workdir / "data/validated").exists()

@@ -74,14 +74,14 @@ def project(overrides: dict, compile_cache: Path | None = None) -> Iterator:
     its bundles are copied back at the end."""
     from boothline.paths import COMPILE_CACHE_DIR
     from boothline.params import deep_merge, load_params
+    from boothline.paths import DEMO_SUBJECT_DIR, TINY_DIR
 
     previous = Path.cwd()
     root = Path(tempfile.mkdtemp(prefix="boothline-bench-"))
     try:
-        shutil.copytree(REPO / "data/subjects/demo", root / "data/subjects/demo")
-        tiny = REPO / "data/base/tiny"
-        if tiny.is_dir():  # saves a rebuild
-            shutil.copytree(tiny, root / "data/base/tiny")
+        shutil.copytree(REPO / DEMO_SUBJECT_DIR, root / DEMO_SUBJECT_DIR)
+        if (REPO / TINY_DIR).is_dir():  # saves a rebuild
+            shutil.copytree(REPO / TINY_DIR, root / TINY_DIR)
         params = deep_merge(yaml.safe_load((REPO / "params.yaml").read_text()), DEMO_AT_ANY_SIZE)
         params = deep_merge(params, overrides)
         (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

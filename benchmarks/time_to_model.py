@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.project import REPO, base_model, emit, environment, project  # noqa: E402
+from boothline.paths import Workspace  # noqa: E402
 
 STAGES = ("validate", "priors", "train")
 PATHS = {"eager": (False, False), "fast": (True, True), "fast-train": (False, True)}  # (compiled priors, fast training)
@@ -78,7 +79,7 @@ def main() -> None:
             env = {**os.environ, "PYTHONPATH": pythonpath,
                    "TORCHINDUCTOR_CACHE_DIR": str(Path("inductor-cache").resolve())}  # nothing compiled before
             seconds = run_stages(env)
-            summary = json.loads(Path("data/train/summary.json").read_text())
+            summary = json.loads(Workspace().train_summary.read_text())
             emit({"benchmark": "time_to_model", "model": args.model, "path": path, "compile_cache": cache,
                   "compile_mode": args.compile_mode if cache else None, "priors_batch": args.priors_batch,
                   "resolution": resolution, "class_images": args.class_images, "steps": args.steps,

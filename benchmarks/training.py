@@ -25,6 +25,7 @@ from typing import Iterator
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.project import base_model, carried_compile_cache, emit, environment, peak_tflops, project  # noqa: E402
+from boothline.paths import Workspace  # noqa: E402
 
 CONFIGS = {
     "unet": {"train_text_encoder": False},
@@ -153,7 +154,7 @@ def main() -> None:
                 profile: dict = {}
                 with profiled_steps(args.warmup, args.profile_steps, profile) if args.profile else contextlib.nullcontext():
                     summary = train.run(params)
-                rows = Path("data/train/metrics.csv").read_text().splitlines()[1:]
+                rows = Workspace().train_metrics.read_text().splitlines()[1:]
                 rates = [float(line.split(",")[-1]) for line in rows[args.warmup:]]
                 steady = statistics.median(rates) if rates else None
                 emit({"benchmark": "training", "model": args.model, "config": name, "path": path,

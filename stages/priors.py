@@ -8,6 +8,7 @@ under the workspace: the PNGs and `manifest.parquet` (file, sha256, seed, prompt
 from __future__ import annotations
 
 import io
+import logging
 import sys
 
 from boothline.entry import run_stage
@@ -16,12 +17,15 @@ from boothline.params import Params
 from boothline.paths import Workspace
 from boothline.training.priors import class_images
 
+log = logging.getLogger(__name__)
+
 
 def run(params: Params, workspace: Workspace = Workspace()) -> dict:
     table, counts = class_images(params, workspace.priors_dir, workspace.priors_manifest)
     buf = io.BytesIO()
     table.to_parquet(buf, index=False)
     atomic_write_bytes(workspace.priors_manifest, buf.getvalue())
+    log.info("%d class images listed in %s", counts["images"], workspace.priors_manifest)
     return counts
 
 

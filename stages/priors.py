@@ -1,8 +1,12 @@
-"""Stage 2, priors: class-prior images for prior preservation ("a photo of a toy"), cached and resumable
-(`boothline.training.priors` says how: seeded, named by what shapes them, reused when already there).
+"""Stage 2, priors: class-prior images for prior preservation ("a photo of a toy"), cached and resumable.
 
-Inputs: the model and `priors.*` params, and optionally the user's `priors.class_dir`. Output: `data/priors/`
-under the workspace: the PNGs and `manifest.parquet` (file, sha256, seed, prompt, ...).
+Inputs: the base model (`model.*`), `priors.*` and `subject.class_noun`; optionally the user's own class
+images in `priors.class_dir`, checked like the subject photos and topped up with generated ones.
+Outputs, under the workspace: `data/priors/prior-<index>-<hash>.png` and `data/priors/manifest.parquet`
+(file, sha256, seed, prompt, model id, scheduler, steps, guidance, size, source per image).
+
+Image i comes from seed `priors.seed + i` and is named by everything that shapes it, so a rerun renders only
+what is missing or changed (`boothline.training.priors`).
 """
 
 from __future__ import annotations

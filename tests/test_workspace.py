@@ -74,9 +74,18 @@ def check_outputs(workspace: Path, token: str) -> None:
     assert f"{token} toy" in (ws.model_dir / "boothline_model.json").read_text()
 
 
-def test_two_workspaces_one_after_the_other_in_one_process(workdir):
+def workspaces(project: Path, names, mlflow_template: Path) -> dict[str, Path]:
+    """An empty workspace per subject, its MLflow store a copy of the migrated template (migrations take seconds)."""
+    spaces = {name: project / "workspaces" / name for name in names}
+    for space in spaces.values():
+        (space / "registry").mkdir(parents=True)
+        shutil.copy(mlflow_template, space / "registry/mlflow.db")
+    return spaces
+
+
+def test_two_workspaces_one_after_the_other_in_one_process(workdir, mlflow_template):
     files = write_subjects(workdir)
-    spaces = {name: workdir / "workspaces" / name for name in files}
+    spaces = workspaces(workdir, files, mlflow_template)
     snapshots = {}
     for name, params_file in files.items():
         params = load_params(params_file)
@@ -92,9 +101,9 @@ def test_two_workspaces_one_after_the_other_in_one_process(workdir):
     assert names == {"demo": "boothline-demo", "other": "boothline-other"}
 
 
-def test_two_workspaces_at_the_same_time_in_two_processes(workdir):
+def test_two_workspaces_at_the_same_time_in_two_processes(workdir, mlflow_template):
     files = write_subjects(workdir)
-    spaces = {name: workdir / "workspaces" / name for name in files}
+    spaces = workspaces(workdir, files, mlflow_template)
     code = RUN_PIPELINE.format(stages=STAGES)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}  # two processes on the same cores
     procs = {name: subprocess.Popen([sys.executable, "-c", code, str(files[name]), str(spaces[name])], cwd=workdir,

@@ -68,7 +68,7 @@ def test_empty_history_has_the_schema(tmp_path):
 
 APPENDER = """
 import sys
-sys.path.insert(0, {tests!r})
+sys.path[:0] = [{here!r}, {tests!r}]
 from test_history import row
 from boothline.generation.history import append_rows
 worker = int(sys.argv[1])
@@ -78,7 +78,7 @@ for batch in range(20):
 
 
 def test_concurrent_appends_from_two_processes_lose_no_rows(tmp_path):
-    code = APPENDER.format(tests=str(Path(__file__).resolve().parent))
+    code = APPENDER.format(here=str(Path(__file__).resolve().parent), tests=str(REPO / "tests"))
     env = {"PYTHONPATH": str(REPO)}
     procs = [subprocess.Popen([sys.executable, "-c", code, str(w), str(tmp_path)], env=env) for w in (1, 2)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]

@@ -16,11 +16,11 @@ from pydantic import Field, ValidationError
 
 from boothline.errors import StageError
 from boothline.params import SLUG, SchedulerName, Section
+from boothline.world.captions import PLACEHOLDER, apply_template
 
 REGISTRY = Path("registry/styles.yaml")
 # The checkout's copy, for a `boothline` run outside the project directory (or a test's temp dir).
 PACKAGED_REGISTRY = Path(__file__).resolve().parents[2] / REGISTRY
-PLACEHOLDER = "{prompt}"
 BRACED = re.compile(r"\{[^{}]*\}")
 
 
@@ -48,9 +48,7 @@ class Style:
 
     def apply(self, prompt: str) -> str:
         """The style's template around `prompt`; a template without `{prompt}` follows the prompt."""
-        if PLACEHOLDER in self.prompt:
-            return self.prompt.replace(PLACEHOLDER, prompt)
-        return f"{prompt}, {self.prompt}"
+        return apply_template(self.prompt, prompt)
 
 
 def default_registry() -> Path:

@@ -31,15 +31,15 @@ jpeg artifacts watermark text on top of pink fabric in front of the eiffel tower
 """
 
 
-def build_tokenizer(vocab_size: int = 1000):
-    """A CLIPTokenizer whose BPE vocabulary is learned from CORPUS; every byte still maps to a token."""
+def build_tokenizer(corpus: str = CORPUS, vocab_size: int = 1000):
+    """A CLIPTokenizer whose BPE vocabulary is learned from `corpus`; every byte still maps to a token."""
     from tokenizers import Regex, pre_tokenizers
     from transformers import CLIPTokenizer
 
     # The same pieces CLIP's tokenizer makes: its split, then every byte as one printable character.
     split = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(CLIP_SPLIT), behavior="removed", invert=True),
                                      pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
-    words = Counter(piece for piece, _ in split.pre_tokenize_str(CORPUS.lower()))
+    words = Counter(piece for piece, _ in split.pre_tokenize_str(corpus.lower()))
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     vocab = {token: i for i, token in enumerate(
         ["<|startoftext|>", "<|endoftext|>", *alphabet, *(ch + "</w>" for ch in alphabet)])}

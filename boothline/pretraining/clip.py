@@ -1,0 +1,81 @@
+"""The world CLIP: a `transformers.CLIPModel` built from a config and trained contrastively on the
+captioned scenes; its text tower is also the built-in pipeline's (frozen) text encoder, as in Stable Diffusion.
+
+The tokenizer is a byte-level BPE learned offline from the world's vocabulary (pipelines.tiny's builder),
+so every word of the grammar, the style registry and the evaluation prompts is a token or a few.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from boothline.pretraining.arrays import load_dataset, pixels
+from boothline.pretraining.loop import Trainer, save_atomically
+from boothline.pretraining.settings import Clip
+from boothline.world import vocabulary as v
+from boothline.world.captions import apply_template, registry_entries
+
+log = logging.getLogger(__name__)
+
+
+def world_corpus(styles: dict[str, dict]) -> str:
+    """Text the tokenizer learns its merges from: the grammar's words, weighted like captions use them."""
+    parts = [" ".join(v.COLOURS) * 3, " ".join(v.CLASSES) * 5, " ".join(v.CONTEXTS.values()) * 3,
+             " ".join(v.PROPERTIES.values()), " ".join(v.ACCESSORIES.values()) * 2,
+             "a photo of sitting high quality detailed sks " * 5]
+    parts += [apply_template(s["prompt"], "a photo of a toy") + " " + s.get("negative", "") for s in styles.values()]
+    parts.append("lowres, blurry, jpeg artifacts, watermark, text")
+    return "\n".join(parts)
+
+
+def build_clip(settings: Clip, tokenizer):
+    from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPVisionConfig
+
+    ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
+           "pad_token_id": tokenizer.pad_token_id}
+    text = CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=settings.hidden, intermediate_size=4 * settings.hidden,
+                          num_hidden_layers=settings.layers, num_attention_heads=settings.heads,
+                          max_position_embeddings=77, projection_dim=settings.projection, **ids)
+    vision = CLIPVisionConfig(image_size=64, patch_size=settings.patch, hidden_size=settings.hidden,
+                              intermediate_size=4 * settings.hidden, num_hidden_layers=settings.layers,
+                              num_attention_heads=settings.heads, projection_dim=settings.projection)
+    torch.manual_seed(settings.seed)
+    return CLIPModel(CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(),
+                                projection_dim=settings.projection))
+
+
+def processor_for(tokenizer):
+    from transformers import CLIPImageProcessor, CLIPProcessor
+
+    images = CLIPImageProcessor(size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64},
+                                image_mean=[0.5] * 3, image_std=[0.5] * 3, do_resize=True, do_center_crop=True)
+    return CLIPProcessor(image_processor=images, tokenizer=tokenizer)
+
+
+def train_clip(settings: Clip, scenes_dir: Path, work_dir: Path, out_dir: Path,
+               registry: Path = Path("registry/styles.yaml")) -> Path:
+    from boothline.pipelines.tiny import build_tokenizer
+
+    tokenizer = build_tokenizer(world_corpus(registry_entries(registry)), settings.vocab_size)
+    model = build_clip(settings, tokenizer)
+    images, items = load_dataset(scenes_dir)
+    captions = items["caption"].tolist()
+
+    def loss(step: int, generator: torch.Generator) -> torch.Tensor:
+        batch = torch.randint(len(captions), (settings.batch_size,), generator=generator).sort().values.numpy()
+        tokens = tokenizer([captions[i] for i in batch], padding=True, truncation=True, return_tensors="pt")
+        return model(**tokens, pixel_values=pixels(images[batch]), return_loss=True).loss
+
+    trainer = Trainer(model, work_dir, steps=settings.steps, lr=settings.learning_rate, seed=settings.seed,
+                      fingerprint=settings.model_dump_json())
+    trained = trainer.run(loss)
+    processor = processor_for(tokenizer)
+
+    def save(tmp: Path) -> None:
+        trained.save_pretrained(tmp, safe_serialization=True)
+        processor.save_pretrained(tmp)
+
+    return save_atomically(save, out_dir)

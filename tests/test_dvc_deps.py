@@ -14,6 +14,7 @@ from conftest import REPO
 
 PACKAGES = ("boothline", "stages")
 STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+PRETRAIN_STAGES = yaml.safe_load((REPO / "pretrain/dvc.yaml").read_text())["stages"]
 
 
 def module_file(name: str) -> Path | None:
@@ -63,6 +64,20 @@ def test_every_module_a_stage_runs_is_one_of_its_deps(stage):
     deps = [next(iter(dep)) if isinstance(dep, dict) else dep for dep in STAGES[stage]["deps"]]
     missing = uncovered(reached_files(REPO / "stages" / f"{stage}.py"), deps)
     assert not missing, f"dvc.yaml: stage {stage} runs {', '.join(missing)} but does not list it in its deps"
+
+
+@pytest.mark.parametrize("stage", sorted(PRETRAIN_STAGES))
+def test_every_module_a_pretraining_stage_runs_is_one_of_its_deps(stage):
+    deps = [next(iter(dep)) if isinstance(dep, dict) else dep for dep in PRETRAIN_STAGES[stage]["deps"]]
+    missing = uncovered(reached_files(REPO / "stages" / "pretrain" / f"{stage}.py"), deps)
+    assert not missing, f"pretrain/dvc.yaml: stage {stage} runs {', '.join(missing)} but does not list it in its deps"
+
+
+def test_pretraining_never_depends_on_the_pipeline_params():
+    """Editing the pipeline's params code must not retrain the world model (hours of CPU)."""
+    for stage in ("render", "clip", "vae", "identity", "unet", "export"):
+        reached = {str(f.relative_to(REPO)) for f in reached_files(REPO / "stages" / "pretrain" / f"{stage}.py")}
+        assert not [f for f in reached if f.startswith(("boothline/params", "boothline/training"))], stage
 
 
 def test_the_walk_finds_function_level_and_package_imports():

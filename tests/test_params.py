@@ -132,3 +132,8 @@ def test_seeds_stay_in_the_range_image_tools_and_the_history_hold():
     data["generate"].update(seed=0, seeds=[1, 2**40])
     with pytest.raises(ParamsError, match=r"each seed between 0 and 4294967295"):
         parse_params(data, "params.yaml")
+
+
+def test_an_unknown_builtin_model_lists_the_known_ones():
+    with pytest.raises(ParamsError, match="'builtin:wrold' is not a built-in model .*builtin:world, builtin:tiny"):
+        parse_params({"subject": {"class_noun": "toy"}, "model": {"base": "builtin:wrold"}})

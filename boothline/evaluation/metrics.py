@@ -14,8 +14,10 @@ All similarities are cosine similarities of embeddings (each embedding scaled to
            The paper uses LPIPS distances; LPIPS needs torchvision-hosted VGG/AlexNet weights, so boothline
            uses the DINO features it already has. Needs at least 2 images per prompt.
 
-An encoder is loaded only from what `eval.dino_model` / `eval.clip_model` name (a local directory or a hub
-id) through transformers. When one is not set, cannot be loaded, or lacks trained weights, its metrics are
+An encoder is loaded only from what `eval.dino_model` / `eval.clip_model` name (a built-in name, a local
+directory or a hub id) through transformers: `builtin:world-identity` (trained on the procedural world to
+keep one design's identity across contexts and styles, in DINO's role) and `builtin:world-clip` are the
+defaults; their figures are not comparable with the paper's DINO ViT-S/16 and CLIP ViT-L/14 ones. When one is not set, cannot be loaded, or lacks trained weights, its metrics are
 reported as null with the reason: a number from an untrained encoder is never reported as CLIP or DINO.
 """
 
@@ -26,6 +28,8 @@ from typing import Sequence
 
 import torch
 from PIL import Image
+
+from boothline.pipelines.builtin import BUILTIN_DIRS, builtin_dir
 
 # Which way is better, per metric key of data/eval/metrics.json.
 HIGHER_IS_BETTER = {"dino": True, "clip_i": True, "clip_t": True, "pres": False, "div": True,
@@ -132,7 +136,9 @@ def _load(key: str, spec: str | None, processor_class: str, device: torch.device
     import transformers
 
     if not spec:
-        raise EncoderUnavailable(f"eval.{key} is not set (a local directory or hub id of the encoder)")
+        raise EncoderUnavailable(f"eval.{key} is not set (a built-in name, a local directory or hub id of the encoder)")
+    if spec in BUILTIN_DIRS:
+        spec = str(builtin_dir(spec))  # a damaged copy is an error naming the file, not a null metric
     try:
         model, info = transformers.AutoModel.from_pretrained(spec, output_loading_info=True)
         processor = getattr(transformers, processor_class).from_pretrained(spec)

@@ -1,4 +1,4 @@
-"""What `--model` means: a local model directory, `builtin:tiny`, a hub id, or a registered MLflow model. Resolution
+"""What `--model` means: a local model directory, a built-in model, a hub id, or a registered MLflow model. Resolution
 turns the value into something `boothline.pipelines.loading.load_pipeline` loads, plus the identity that image ids
 and the history log record: the model card's training fingerprint and step, else the registry version, else the base
 model id, else a hash of the weights. `models:/name@alias` and `models:/name/<version>` are downloaded once into the
@@ -21,7 +21,8 @@ from boothline.errors import ModelError
 from boothline.io.files import atomic_directory, atomic_write_text, sha256_file
 from boothline.params import Params
 from boothline.paths import HASH_CACHE, Workspace
-from boothline.pipelines.loading import HUB_ID, TINY, base_model_id, read_model_card, resolve_source
+from boothline.pipelines.builtin import listed_sha256
+from boothline.pipelines.loading import BUILTIN_PIPELINES, HUB_ID, base_model_id, read_model_card, resolve_source
 
 REGISTERED = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))")
 PIPELINE_ARTIFACT_KEY = "pipeline"  # the registered pyfunc's artifact holding the model directory
@@ -56,7 +57,7 @@ def resolve_model(value: str | None, params: Params, workspace: Workspace = Work
         source, uri, registry_version = value, value, None
 
     is_base = value == params.model.base
-    if not is_base and value != TINY and not Path(source).exists() and not HUB_ID.fullmatch(source):
+    if not is_base and value not in BUILTIN_PIPELINES and not Path(source).exists() and not HUB_ID.fullmatch(source):
         raise ModelError(f"model {value}: no such model directory or file (nor a hub id 'org/name')")
     local = Path(resolve_source(source))
     card = read_model_card(local) if local.is_dir() else None
@@ -78,8 +79,8 @@ def display_name(value: str) -> str:
     match = REGISTERED.fullmatch(value)
     if match:
         return match["name"]
-    if value == TINY:
-        return "tiny"
+    if value in BUILTIN_PIPELINES:
+        return value.removeprefix("builtin:")
     return Path(value.rstrip("/")).name or value
 
 
@@ -149,6 +150,8 @@ def weights_file(source: str, card: dict | None, base_params: Params | None) -> 
 def model_hash(weights: Path, root: Path) -> str:
     """Short sha256 of a weights file, cached beside the model `root` keyed by size and mtime (for a model in
     the Hugging Face cache, under data/cache/: a file among its snapshots makes its cache scanner fail)."""
+    if listed := listed_sha256(weights):  # a built-in model: its manifest has it (and nothing is written there)
+        return listed[:SHORT_HASH]
     if root.parent.name == "snapshots":
         cache = HASH_CACHE / f"{hashlib.sha256(str(root).encode()).hexdigest()[:16]}.sha256.json"
     else:

@@ -14,6 +14,7 @@ CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotun
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 SchedulerName = Literal["dpm++", "dpm++-sde", "euler", "euler-a", "ddim", "pndm", "unipc", "lms", "heun", "ddpm"]
 SLUG = re.compile(r"^[a-z0-9-]+$")
+BUILTIN_PIPELINES = ("builtin:world", "builtin:tiny")  # pipelines.loading resolves them
 MAX_SEED = 2**32 - 1  # AUTOMATIC1111's range; the history stores seeds (and seed + N) as int64
 
 
@@ -70,7 +71,9 @@ class Model(Section):
     @classmethod
     def _base_not_blank(cls, v: str) -> str:
         if not v.strip():
-            raise ValueError("must be 'builtin:tiny', a local diffusers directory, a .safetensors file or a hub id")
+            raise ValueError("must be 'builtin:world', a local diffusers directory, a .safetensors file or a hub id")
+        if v.startswith("builtin:") and v.strip() not in BUILTIN_PIPELINES:
+            raise ValueError(f"{v!r} is not a built-in model (known: {', '.join(BUILTIN_PIPELINES)})")
         return v.strip()
 
 

@@ -1,6 +1,7 @@
 """Loading Stable Diffusion pipelines, whatever the source, through one path.
 
-A source is `builtin:tiny` (built offline, saved, then loaded like any directory), a local diffusers
+A source is `builtin:world` (the pretrained world model shipped in `pretrained/`, checked against its sha256
+manifest, then loaded like any directory), `builtin:tiny` (random weights, built offline), a local diffusers
 directory, a boothline model directory (a full fine-tune, or a LoRA adapter plus a pointer to its base),
 a single-file `.safetensors` checkpoint (pickled `.ckpt` files are refused), or a hub id. Device, dtype
 and sampling scheduler are chosen here too, so every stage makes the same choice.
@@ -18,8 +19,10 @@ import torch
 from boothline.errors import ModelError
 from boothline.params import Model
 from boothline.paths import TINY_DIR
+from boothline.pipelines.builtin import BUILTIN_DIRS, WORLD, builtin_dir, manifest_hash
 
 TINY = "builtin:tiny"
+BUILTIN_PIPELINES = (WORLD, TINY)
 MODEL_CARD = "boothline_model.json"  # written by the train stage next to a trained model
 SUPPORTED_PIPELINES = {"StableDiffusionPipeline"}  # SD 1.x and 2.x share this class
 HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")  # "org/name"; anything else that does not exist is a typo
@@ -129,15 +132,20 @@ def base_model_id(model: Model) -> str:
         from boothline.pipelines.tiny import TINY_VERSION
 
         return f"{TINY}@v{TINY_VERSION}"
+    if model.base == WORLD:
+        return f"{WORLD}@{manifest_hash()}"  # the weights' manifest: new weights, new id
     return model.base + (f"@{model.revision}" if model.revision else "")
 
 
 def resolve_source(source: str, tiny_dir: Path = TINY_DIR) -> str:
-    """`builtin:tiny` becomes its saved directory (built on first use); anything else is returned as is."""
+    """A built-in name becomes its directory (`builtin:tiny` is built on first use, the pretrained ones are
+    checked against their manifest); anything else is returned as is."""
     if source == TINY:
         from boothline.pipelines.tiny import ensure_tiny_pipeline
 
         return str(ensure_tiny_pipeline(tiny_dir))
+    if source in BUILTIN_DIRS:
+        return str(builtin_dir(source))
     return source
 
 

@@ -4,6 +4,8 @@
     boothline styles
     boothline history [--prompt TEXT] [--style S] [--model M] [--since DATE] [--until DATE] [--job ID]
     boothline regenerate ID [--out FILE]
+    boothline users create NAME [--daily-credits N] | grant NAME N | list
+    boothline keys create NAME | revoke KEY-ID
 
 Every command takes `--workspace DIR` (default: the current directory): the `data/` tree it reads and writes.
 
@@ -25,6 +27,7 @@ from typing import Callable
 from boothline.errors import USER_ERRORS
 from boothline.params import Params, load_params
 from boothline.paths import Workspace
+from boothline.service.admin import add_admin_commands, cmd_keys, cmd_users
 
 
 def _csv(text: str) -> list[str]:
@@ -134,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--styles", help="comma-separated style names, or 'all' (default: generate.styles)")
     gen.add_argument("--seeds", type=int, help="N seeds, from generate.seed (or --seed)")
     gen.add_argument("--seed", type=int, help="first seed")
-    gen.add_argument("--model", help="model directory, builtin:tiny, hub id or models:/name@alias "
+    gen.add_argument("--model", help="model directory, builtin:world, hub id or models:/name@alias "
                                      "(default: the workspace's data/model if it exists, else model.base)")
     gen.add_argument("--job", help="job file (YAML or JSON) with generate keys")
     gen.add_argument("--steps", help="sampling steps; comma-separated to sweep")
@@ -168,11 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
     regen.add_argument("image_id")
     regen.add_argument("--out", help="output file (default: data/regenerated/<id>.<ext>)")
     regen.add_argument("--dir", help="history directory (default: generate.history_dir, else the workspace's)")
+    add_admin_commands(sub, common)
     return parser
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Callable[[], Params]], int]] = {
     "generate": cmd_generate, "styles": cmd_styles, "history": cmd_history, "regenerate": cmd_regenerate,
+    "users": cmd_users, "keys": cmd_keys,
 }
 
 

@@ -7,10 +7,11 @@ An invalid file raises `ParamsError` whose message names the key, the value and 
 from boothline.params.loading import Params, deep_merge, dotted, format_errors, load_params, parse_params
 from boothline.params.sections import (CUDA_GRAPH_MODES, MAX_SEED, SLUG, CompileMode, Eval, Generate, MetricName,
                                        Model, Priors, Register, SchedulerName, Section, Subject, Sweep)
+from boothline.params.service import Service, Uploads
 from boothline.params.templates import SUBJECT_PLACEHOLDERS, fill_subject, unknown_placeholders
 from boothline.params.training import Lora, Train
 
 __all__ = ["CUDA_GRAPH_MODES", "MAX_SEED", "SLUG", "SUBJECT_PLACEHOLDERS", "CompileMode", "Eval", "Generate",
-           "Lora", "MetricName", "Model", "Params", "Priors", "Register", "SchedulerName", "Section", "Subject",
-           "Sweep", "Train", "deep_merge", "dotted", "fill_subject", "format_errors", "load_params", "parse_params",
-           "unknown_placeholders"]
+           "Lora", "MetricName", "Model", "Params", "Priors", "Register", "SchedulerName", "Section", "Service",
+           "Subject", "Sweep", "Train", "deep_merge", "dotted", "fill_subject", "format_errors", "load_params", "parse_params",
+           "unknown_placeholders", "Uploads"]

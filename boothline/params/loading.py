@@ -12,6 +12,7 @@ from pydantic import ValidationError, model_validator
 
 from boothline.errors import ParamsError
 from boothline.params.sections import Eval, Generate, Model, Priors, Register, Section, Subject
+from boothline.params.service import Service
 from boothline.params.templates import SUBJECT_PLACEHOLDERS, fill_subject, unknown_placeholders
 from boothline.params.training import Train
 
@@ -27,6 +28,7 @@ class Params(Section):
     eval: Eval = Eval()
     register: Register = Register()
     generate: Generate = Generate()
+    service: Service = Service()
 
     @model_validator(mode="after")
     def _templates_expand(self) -> "Params":

@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export TRANSFORMERS_VERBOSITY := error
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: install install-test lock run test repo clean
+.PHONY: install install-test lock run test repo pretrain clean
 
 # Every installed version comes from a lock (requirements/*.txt, made by `make lock`): run.txt for the
 # pipeline, test.txt for it plus the tests and the dask/ray extras, with the same versions. --no-deps: the
@@ -45,6 +45,11 @@ repo: install
 
 run: repo
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} dvc repro
+
+# Rebuilds the built-in world model and encoders in pretrained/ (about 3 hours on 2 CPU cores; resumable:
+# interrupted, it continues from its last checkpoint). `make run` never needs it: the results are committed.
+pretrain: repo
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" dvc repro pretrain/dvc.yaml
 
 test: install-test
 	$(PY) -m pytest

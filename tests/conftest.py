@@ -20,6 +20,16 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 REPO = Path(__file__).resolve().parents[1]
+# Unit tests run on the tiny random model (fast, and what they were sized for); the end-to-end `dvc repro`
+# test and the world tests use params.yaml as shipped (builtin:world and its encoders).
+UNIT_TEST_MODEL = {"model": {"base": "builtin:tiny"}, "eval": {"clip_model": None, "dino_model": None},
+                   "register": {"primary_metric": "latent_fidelity"}}
+
+
+def repo_params(overrides: dict | None = None, shipped: bool = False) -> dict:
+    """params.yaml of the checkout as a dict: on the unit-test model unless `shipped`, then `overrides`."""
+    data = yaml.safe_load((REPO / "params.yaml").read_text())
+    return deep_merge(data if shipped else deep_merge(data, UNIT_TEST_MODEL), overrides or {})
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +43,7 @@ def tiny_dir(tmp_path_factory) -> Path:
 @pytest.fixture
 def workdir(tmp_path, monkeypatch, tiny_dir) -> Path:
     """A fresh project directory (params.yaml, demo subject, prebuilt tiny model) as the cwd."""
-    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(repo_params(), sort_keys=False))
     shutil.copytree(REPO / "data/subjects/demo", tmp_path / "data/subjects/demo")
     shutil.copytree(tiny_dir, tmp_path / "data/base/tiny")
     monkeypatch.chdir(tmp_path)
@@ -45,8 +55,7 @@ def write_params(workdir):
     """write_params({"train": {"max_train_steps": 3}}) -> path of params.yaml with those overrides."""
 
     def write(overrides: dict | None = None, name: str = "params.yaml") -> Path:
-        data = yaml.safe_load((REPO / "params.yaml").read_text())
-        data = deep_merge(data, overrides or {})
+        data = repo_params(overrides)
         path = workdir / name
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         return path

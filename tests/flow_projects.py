@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import yaml
+from pathlib import Path
 
-from boothline.params import deep_merge
-from conftest import REPO
+
+from conftest import REPO, repo_params
 
 
 def make_project(root: Path, tiny_dir: Path, overrides: dict | None = None) -> Path:
     """A project directory at `root`: params.yaml (with overrides), dvc.yaml, the demo subject and the
     prebuilt tiny base model, as a user's checkout has after the first run."""
     root.mkdir(parents=True, exist_ok=True)
-    params = deep_merge(yaml.safe_load((REPO / "params.yaml").read_text()), overrides or {})
+    params = repo_params(overrides)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
     shutil.copytree(REPO / "data/subjects/demo", root / "data/subjects/demo")

@@ -96,16 +96,16 @@ def test_unrelated_param_change_reruns_only_its_stages(project):
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["priors"]["guidance"] = 6.0
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    status = sh("dvc", "status", cwd=project).stdout
+    status = sh("dvc", "status", "dvc.yaml", cwd=project).stdout
     assert "priors" in status and "validate:" not in status
     params["priors"]["guidance"] = 7.5
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert "up to date" in sh("dvc", "status", cwd=project).stdout
+    assert "up to date" in sh("dvc", "status", "dvc.yaml", cwd=project).stdout
 
 
 def test_push_wipe_pull_restores_outputs(project, tmp_path):
     sh("dvc", "remote", "add", "-f", "-d", "local", str(tmp_path / "remote"), cwd=project)
-    sh("dvc", "push", cwd=project)
+    sh("dvc", "push", "dvc.yaml", cwd=project)
     manifest = project / "data/validated/manifest.parquet"
     before = manifest.read_bytes()
     priors_before = sorted(p.name for p in (project / "data/priors").iterdir())
@@ -115,8 +115,8 @@ def test_push_wipe_pull_restores_outputs(project, tmp_path):
     shutil.rmtree(project / "data/model")
     manifest.unlink()
     shutil.rmtree(project / ".dvc/cache")
-    sh("dvc", "pull", cwd=project)
+    sh("dvc", "pull", "dvc.yaml", cwd=project)
     assert manifest.read_bytes() == before
     assert sorted(p.name for p in (project / "data/priors").iterdir()) == priors_before
     assert unet.read_bytes() == unet_before
-    assert "up to date" in sh("dvc", "status", cwd=project).stdout
+    assert "up to date" in sh("dvc", "status", "dvc.yaml", cwd=project).stdout

@@ -14,9 +14,9 @@ from PIL import Image
 from boothline.errors import StageError
 from boothline.evaluation.inputs import centre_square
 from boothline.evaluation.metrics import METRIC_KEYS
-from boothline.params import Model, deep_merge, load_params
+from boothline.params import Model, load_params
 from boothline.pipelines.loading import base_model_id
-from conftest import REPO, run_module
+from conftest import REPO, repo_params, run_module
 from stages import evaluate, validate
 from evaluation.test_metrics import build_clip, build_dino
 
@@ -26,7 +26,7 @@ FAST_EVAL = {"max_prompts": 2, "images_per_prompt": 1, "steps": 2, "fidelity_see
 FAST_TRAIN = {"priors": {"num_images": 0}, "train": {"max_train_steps": 2, "checkpoint_every": 1,
                                                      "keep_checkpoints": 2, "validate_every": 0}}
 FINGERPRINT = "0123456789abcdef"
-TINY_ID = base_model_id(Model())  # "builtin:tiny@v<version>"
+TINY_ID = base_model_id(Model(base="builtin:tiny"))  # "builtin:tiny@v<version>"
 
 
 def train_project(root: Path, tiny_dir: Path, overrides: dict) -> Path:
@@ -38,7 +38,7 @@ def train_project(root: Path, tiny_dir: Path, overrides: dict) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     shutil.copytree(REPO / "data/subjects/demo", root / "data/subjects/demo")
     shutil.copytree(tiny_dir, root / "data/base/tiny")
-    data = deep_merge(yaml.safe_load((REPO / "params.yaml").read_text()), overrides)
+    data = repo_params(overrides)
     (root / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     previous = os.getcwd()
     os.chdir(root)

@@ -6,7 +6,6 @@ import os
 import shutil
 
 import pandas as pd
-import pytest
 from PIL import Image
 
 from boothline.entry import run_stage

@@ -17,8 +17,9 @@ All similarities are cosine similarities of embeddings (each embedding scaled to
 An encoder is loaded only from what `eval.dino_model` / `eval.clip_model` name (a built-in name, a local
 directory or a hub id) through transformers: `builtin:world-identity` (trained on the procedural world to
 keep one design's identity across contexts and styles, in DINO's role) and `builtin:world-clip` are the
-defaults; their figures are not comparable with the paper's DINO ViT-S/16 and CLIP ViT-L/14 ones. When one is not set, cannot be loaded, or lacks trained weights, its metrics are
-reported as null with the reason: a number from an untrained encoder is never reported as CLIP or DINO.
+defaults; their figures are not comparable with the paper's DINO ViT-S/16 and CLIP ViT-L/14 ones. When one
+is not set, cannot be loaded, or lacks trained weights, its metrics are reported as null with the reason: a
+number from an untrained encoder is never reported as CLIP or DINO.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def _load(key: str, spec: str | None, processor_class: str, device: torch.device
     import transformers
 
     if not spec:
-        raise EncoderUnavailable(f"eval.{key} is not set (a built-in name, a local directory or hub id of the encoder)")
+        raise EncoderUnavailable(f"eval.{key} is not set (a built-in name, a local directory or a hub id)")
     if spec in BUILTIN_DIRS:
         spec = str(builtin_dir(spec))  # a damaged copy is an error naming the file, not a null metric
     try:

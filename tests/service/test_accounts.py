@@ -48,8 +48,9 @@ def test_bad_names_and_unknown_users_and_keys_are_clear_errors(store):
 def test_the_admin_commands_create_users_and_keys_and_print_the_key_last(tmp_path, monkeypatch, capsys):
     import shutil
 
-    from boothline.cli import main
     from conftest import REPO
+
+    from boothline.cli import main
 
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
     monkeypatch.chdir(tmp_path)

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, TypeDecorator, create_engine, event
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, TypeDecorator, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 
@@ -66,6 +66,20 @@ class Hold(Base):
     charged: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None while held
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Subject(Base):
+    """A user's validated photos of one subject, in its own workspace (`root/users/<user>/subjects/<id>/`)."""
+
+    __tablename__ = "subjects"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token: Mapped[str] = mapped_column(String(64))
+    class_noun: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(8))
+    photos: Mapped[list] = mapped_column(JSON)  # [{"name": client's name, "file": stored name, "bytes": n}]
+    bytes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Store:

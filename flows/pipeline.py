@@ -18,6 +18,7 @@ from typing import Any
 
 from prefect import Task, flow, task
 
+from boothline.errors import ParamsError
 from boothline.params import Params, load_params
 from boothline.paths import Workspace
 from flows.gpu import GPU_TAG, ensure_gpu_limit
@@ -54,18 +55,24 @@ STAGE_TASKS = {stage: stage_task(stage) for stage in STAGES}
 
 @flow(name="dreambooth-pipeline", log_prints=True)
 def dreambooth_pipeline(params_file: str = "params.yaml", overrides: dict[str, Any] | None = None,
-                        workspace: str = ".") -> dict[str, dict]:
-    """Run every stage in order; returns each stage's summary by name.
+                        workspace: str = ".", stages: list[str] | None = None) -> dict[str, dict]:
+    """Run every stage in order (or only `stages`, still in pipeline order); returns each stage's summary by name.
 
     params_file: the params file, relative to the project directory.
     overrides: params to change for this run only, shaped like the file, e.g. {"train": {"max_train_steps": 400}}.
     workspace: the directory whose data/ the stages read and write (default: the project directory).
+    stages: a subset, e.g. ["validate", "priors", "train", "evaluate", "register"] (what the service trains).
     """
+    unknown = sorted(set(stages or ()) - set(STAGES))
+    if unknown:
+        raise ParamsError(f"stages: {', '.join(unknown)} not a stage (stages: {', '.join(STAGES)})")
     params = load_params(params_file, overrides)  # a bad value fails here, before any task
     space = Workspace(workspace)
     ensure_gpu_limit()
     summaries = {}
     for stage, stage_run in STAGE_TASKS.items():
+        if stages is not None and stage not in stages:
+            continue
         # a stored result counts only while the outputs on disk are the ones it made; else run and store anew
         fresh = outputs_current(stage, params, space)
         summaries[stage] = stage_run.with_options(refresh_cache=not fresh)(params, space)

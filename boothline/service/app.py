@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import shutil
+import threading
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,12 +27,16 @@ from boothline.service import credits
 from boothline.service.accounts import Account
 from boothline.service.auth import account_of
 from boothline.service.errors import ApiError, install_handlers, not_found
+from boothline.service.jobs import Backend, Jobs
 from boothline.service.limits import RateLimiter
+from boothline.service.routes_jobs import jobs_router
 from boothline.service.settings_schema import GENERATION_SETTINGS, describe
 from boothline.service.signing import Signer, load_secret
 from boothline.service.store import Store, Subject, User, open_store
 from boothline.service.subjects import create_subject, subject_json, subject_workspace
 from boothline.service.uploads import Upload
+
+log = logging.getLogger("boothline.service")
 
 
 @dataclass
@@ -69,9 +76,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise ApiError(422, "invalid_request", "cursor: not a cursor this API returned", field="cursor") from None
 
 
-def page(session, model, user_id: int, cursor: str | None, limit: int):
+def page(session, model, user_id: int, cursor: str | None, limit: int, kind: str | None = None):
     """Newest first, `limit` rows after `cursor`, and the cursor of the next page (None at the end)."""
     query = select(model).where(model.user_id == user_id)
+    if kind is not None:
+        query = query.where(model.kind == kind)
     if cursor:
         at, ident = decode_cursor(cursor)
         query = query.where((model.created_at < at) | ((model.created_at == at) & (model.id < ident)))
@@ -81,16 +90,48 @@ def page(session, model, user_id: int, cursor: str | None, limit: int):
     return rows, (encode_cursor(rows[-1].created_at, rows[-1].id) if more else None)
 
 
-def create_app(params: Params, workspace: Workspace = Workspace(), clock=None) -> FastAPI:
+def reconciling(jobs: Jobs, every: float):
+    """The app's lifespan: bring active jobs up to date once at start-up, then every `every` seconds."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        stop = threading.Event()
+
+        def loop():
+            while not stop.is_set():
+                try:
+                    jobs.reconcile()
+                except Exception:  # noqa: BLE001 - a failed round is logged; the next one tries again
+                    log.exception("reconciling jobs failed")
+                stop.wait(every)
+
+        thread = threading.Thread(target=loop, name="boothline-jobs", daemon=True)
+        thread.start()
+        yield
+        stop.set()
+        thread.join(10)
+
+    return lifespan
+
+
+def create_app(params: Params, workspace: Workspace = Workspace(), clock=None, backend: Backend | None = None,
+               reconcile_every: float = 1.0) -> FastAPI:
     root = workspace.resolve(params.service.root)
     state = ServiceState(params, root, open_store(params.service.database_url, root),
                          Signer(load_secret(root), params.service.signed_url_seconds),
                          RateLimiter(params.service.requests_per_minute))
     if clock:
         state.clock = clock
-    app = FastAPI(title="boothline", version="1", description=__doc__)
+    if backend is None:
+        from boothline.service.prefect_backend import PrefectBackend
+
+        backend = PrefectBackend()
+    jobs = Jobs(state, backend)
+    app = FastAPI(title="boothline", version="1", description=__doc__, lifespan=reconciling(jobs, reconcile_every))
     app.state.service = state
+    app.state.jobs = jobs
     install_handlers(app)
+    app.include_router(jobs_router(state, jobs))
 
     @app.get("/health")
     def health() -> dict:

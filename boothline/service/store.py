@@ -82,6 +82,34 @@ class Subject(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+ACTIVE = ("queued", "running")
+TERMINAL = ("succeeded", "failed", "canceled")
+
+
+class Job(Base):
+    """One training or generation, mapped to the Prefect flow run doing it (a new one per attempt)."""
+
+    __tablename__ = "jobs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # training | generation
+    status: Mapped[str] = mapped_column(String(16), index=True, default="queued")
+    input: Mapped[dict] = mapped_column(JSON)
+    progress: Mapped[dict] = mapped_column(JSON, default=dict)
+    result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    workspace: Mapped[str] = mapped_column(String(500))
+    flow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    credits_held: Mapped[int] = mapped_column(Integer, default=0)
+    webhook: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    webhook_sent: Mapped[bool] = mapped_column(default=False)
+    version: Mapped[int] = mapped_column(Integer, default=0)  # bumped on every change: what event streams follow
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
 class Store:
     def __init__(self, url: str):
         self.url = url

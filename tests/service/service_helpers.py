@@ -75,5 +75,6 @@ def auth(key: str) -> dict:
 
 
 def demo_files(repo: Path, extra: list[tuple[str, bytes]] = ()) -> list:
-    files = [("photos", (p.name, p.read_bytes(), "image/png")) for p in sorted((repo / "data/subjects/demo").glob("*.png"))]
+    demo = sorted((repo / "data/subjects/demo").glob("*.png"))
+    files = [("photos", (p.name, p.read_bytes(), "image/png")) for p in demo]
     return files + [("photos", (name, data, "image/png")) for name, data in extra]

@@ -129,9 +129,13 @@ def append_rows(rows: list[dict], directory: str | Path) -> Path | None:
     return atomic_write_bytes(Path(directory) / name, buf.getvalue())
 
 
-def read_history(directory: str | Path) -> pd.DataFrame:
-    """Every row of the dataset, oldest file first, in the pinned schema."""
-    files = sorted(Path(directory).glob("part-*.parquet"))
+def history_files(directory: str | Path) -> list[Path]:
+    return sorted(Path(directory).glob("part-*.parquet"))
+
+
+def read_history(directory: str | Path, files: list[Path] | None = None) -> pd.DataFrame:
+    """Every row of the dataset (or of just `files` of it), oldest file first, in the pinned schema."""
+    files = history_files(directory) if files is None else files
     tables = []
     for path in files:
         try:

@@ -29,6 +29,7 @@ from boothline.service.auth import account_of
 from boothline.service.errors import ApiError, install_handlers, not_found
 from boothline.service.jobs import Backend, Jobs
 from boothline.service.limits import RateLimiter
+from boothline.service.routes_images import images_router
 from boothline.service.routes_jobs import jobs_router
 from boothline.service.settings_schema import GENERATION_SETTINGS, describe
 from boothline.service.signing import Signer, load_secret
@@ -132,6 +133,7 @@ def create_app(params: Params, workspace: Workspace = Workspace(), clock=None, b
     app.state.jobs = jobs
     install_handlers(app)
     app.include_router(jobs_router(state, jobs))
+    app.include_router(images_router(state, jobs))
 
     @app.get("/health")
     def health() -> dict:

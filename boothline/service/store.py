@@ -110,6 +110,15 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
+class Deletion(Base):
+    """An image the user deleted: its file is gone and history hides it; the append-only log keeps its row."""
+
+    __tablename__ = "deletions"
+    image_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    deleted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class Store:
     def __init__(self, url: str):
         self.url = url

@@ -3,6 +3,10 @@ captioned scenes; its text tower is also the built-in pipeline's (frozen) text e
 
 The tokenizer is a byte-level BPE learned offline from the world's vocabulary (pipelines.tiny's builder),
 so every word of the grammar, the style registry and the evaluation prompts is a token or a few.
+
+Batches are built from groups of `GROUP` scenes that share context and style: in a random batch the
+backdrop and the style alone tell captions apart (a first run reached 95% on contexts and 27% on classes),
+while within a group only the object (class, colour, property, accessory) can.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from boothline.pretraining.arrays import load_dataset, pixels
@@ -19,6 +24,7 @@ from boothline.world import vocabulary as v
 from boothline.world.captions import apply_template, registry_entries
 
 log = logging.getLogger(__name__)
+GROUP = 8  # scenes per (context, style) group in a batch
 
 
 def world_corpus(styles: dict[str, dict]) -> str:
@@ -63,9 +69,13 @@ def train_clip(settings: Clip, scenes_dir: Path, work_dir: Path, out_dir: Path,
     model = build_clip(settings, tokenizer)
     images, items = load_dataset(scenes_dir)
     captions = items["caption"].tolist()
+    groups = [indices for _, indices in sorted(items.groupby(["context", items["style"].fillna("")]).indices.items())
+              if len(indices) >= 2] or [np.arange(len(captions))]  # (a toy-sized dataset: whatever it has)
 
     def loss(step: int, generator: torch.Generator) -> torch.Tensor:
-        batch = torch.randint(len(captions), (settings.batch_size,), generator=generator).sort().values.numpy()
+        chosen = torch.randperm(len(groups), generator=generator)[: settings.batch_size // GROUP]
+        batch = np.sort(np.concatenate([groups[g][torch.randperm(len(groups[g]), generator=generator)[:GROUP].numpy()]
+                                        for g in chosen.tolist()]))
         tokens = tokenizer([captions[i] for i in batch], padding=True, truncation=True, return_tensors="pt")
         return model(**tokens, pixel_values=pixels(images[batch]), return_loss=True).loss
 

@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export TRANSFORMERS_VERBOSITY := error
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: install install-test lock run test repo pretrain clean
+.PHONY: install install-test lock run test repo pretrain serve clean
 
 # Every installed version comes from a lock (requirements/*.txt, made by `make lock`): run.txt for the
 # pipeline, test.txt for it plus the tests and the dask/ray extras, with the same versions. --no-deps: the
@@ -50,6 +50,13 @@ run: repo
 # interrupted, it continues from its last checkpoint). `make run` never needs it: the results are committed.
 pretrain: repo
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" dvc repro pretrain/dvc.yaml
+
+# The studio service on loopback: a Prefect server, the service's deployments and the API (boothline serve).
+# Ctrl-C stops all three. Make accounts first: .venv/bin/boothline users create NAME; ... keys create NAME.
+PORT ?= 8000
+PREFECT_PORT ?= 4200
+serve: repo
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m boothline.service.launch --port $(PORT) --prefect-port $(PREFECT_PORT)
 
 test: install-test
 	$(PY) -m pytest

@@ -6,6 +6,7 @@
     boothline regenerate ID [--out FILE]
     boothline users create NAME [--daily-credits N] | grant NAME N | list
     boothline keys create NAME | revoke KEY-ID
+    boothline serve [--host H] [--port P]       (make serve: with a Prefect server and worker)
 
 Every command takes `--workspace DIR` (default: the current directory): the `data/` tree it reads and writes.
 
@@ -27,7 +28,7 @@ from typing import Callable
 from boothline.errors import USER_ERRORS
 from boothline.params import Params, load_params
 from boothline.paths import Workspace
-from boothline.service.admin import add_admin_commands, cmd_keys, cmd_users
+from boothline.service.admin import add_admin_commands, cmd_keys, cmd_serve, cmd_users
 
 
 def _csv(text: str) -> list[str]:
@@ -177,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Callable[[], Params]], int]] = {
     "generate": cmd_generate, "styles": cmd_styles, "history": cmd_history, "regenerate": cmd_regenerate,
-    "users": cmd_users, "keys": cmd_keys,
+    "users": cmd_users, "keys": cmd_keys, "serve": cmd_serve,
 }
 
 

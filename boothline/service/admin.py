@@ -2,11 +2,13 @@
 
     boothline users create NAME [--daily-credits N]   boothline users grant NAME N   boothline users list
     boothline keys create NAME                        boothline keys revoke KEY-ID
+    boothline serve [--host 127.0.0.1] [--port 8000]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import datetime, timezone
 
 from boothline.params import Params
@@ -31,6 +33,10 @@ def add_admin_commands(sub, common: argparse.ArgumentParser) -> None:
     grant.add_argument("name")
     grant.add_argument("credits", type=int)
     users_sub.add_parser("list", help="name<TAB>daily<TAB>available now")
+
+    serve = sub.add_parser("serve", parents=[common], help="the studio API on 127.0.0.1 (make serve: with Prefect)")
+    serve.add_argument("--host", help="address to bind (default: service.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: service.port, 8000)")
 
     keys = sub.add_parser("keys", parents=[common], help="API keys: create (printed once), revoke")
     keys_sub = keys.add_subparsers(dest="action", required=True)
@@ -58,6 +64,20 @@ def cmd_users(args: argparse.Namespace, load) -> int:
             users = [(u.id, u.name, u.daily_credits) for u in session.query(User).order_by(User.name)]
         for user_id, name, daily in users:
             print(f"{name}\t{daily}\t{credits.balance(store, user_id, now).available}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, load) -> int:
+    import uvicorn
+
+    from boothline.service.app import create_app
+
+    params = load()
+    host = args.host or params.service.host
+    port = args.port or params.service.port
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {host}: reachable beyond this machine; put TLS in front of it", file=sys.stderr)
+    uvicorn.run(create_app(params, Workspace(args.workspace)), host=host, port=port, log_level="info")
     return 0
 
 

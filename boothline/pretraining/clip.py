@@ -11,6 +11,7 @@ while within a group only the object (class, colour, property, accessory) can.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -79,8 +80,9 @@ def train_clip(settings: Clip, scenes_dir: Path, work_dir: Path, out_dir: Path,
         tokens = tokenizer([captions[i] for i in batch], padding=True, truncation=True, return_tensors="pt")
         return model(**tokens, pixel_values=pixels(images[batch]), return_loss=True).loss
 
+    data_hash = hashlib.sha256((scenes_dir / "items.parquet").read_bytes()).hexdigest()[:16]
     trainer = Trainer(model, work_dir, steps=settings.steps, lr=settings.learning_rate, seed=settings.seed,
-                      fingerprint=settings.model_dump_json())
+                      fingerprint=f"{settings.model_dump_json()} data={data_hash} group={GROUP}")
     trained = trainer.run(loss)
     processor = processor_for(tokenizer)
 

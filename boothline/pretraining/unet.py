@@ -74,6 +74,7 @@ def train_unet(settings: Unet, scenes_dir: Path, clip_dir: Path, vae_dir: Path, 
     work_dir.mkdir(parents=True, exist_ok=True)
     # Named by the VAE's weights: a retrained VAE never reuses another's latents.
     vae_hash = hashlib.sha256((vae_dir / "diffusion_pytorch_model.safetensors").read_bytes()).hexdigest()[:16]
+    clip_hash = hashlib.sha256((clip_dir / "model.safetensors").read_bytes()).hexdigest()[:16]
     latents = encode_latents(vae, images, work_dir.parent / f"latents-{vae_hash}.npy")
     text_encoder, tokenizer = text_encoder_from_clip(clip_dir)
     noise_schedule = DDPMScheduler(**{k: v for k, v in SCHEDULER.items() if k not in PNDM_ONLY})
@@ -99,6 +100,6 @@ def train_unet(settings: Unet, scenes_dir: Path, clip_dir: Path, vae_dir: Path, 
 
     trainer = Trainer(unet, work_dir, steps=settings.steps, lr=settings.learning_rate, seed=settings.seed,
                       warmup=settings.warmup_steps, ema_decay=0.999, checkpoint_every=settings.checkpoint_every,
-                      fingerprint=settings.model_dump_json())
+                      fingerprint=f"{settings.model_dump_json()} vae={vae_hash} clip={clip_hash}")
     trained = trainer.run(loss)
     return save_atomically(lambda tmp: trained.save_pretrained(tmp, safe_serialization=True), out_dir)

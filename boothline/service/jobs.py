@@ -146,6 +146,20 @@ class Jobs:
             job.version += 1
         used = credits_used(job, self.state)
         credits.settle(self.state.store, job_id, used, now)  # once per job, whatever calls it
+        if job.webhook and not job.webhook_sent:
+            self.notify(job)
+
+    def notify(self, job: Job) -> None:
+        """The finished job object to its webhook, in the background; marked sent once delivered."""
+        from boothline.service.routes_jobs import job_json
+        from boothline.service.webhooks import deliver_later
+
+        def done(ok: bool) -> None:
+            if ok:
+                self.update(job.id, webhook_sent=True)
+
+        deliver_later(job.webhook, job_json(self.state, self, self.get(job.user_id, job.id)),
+                      self.state.signer.secret, self.state.params.service.webhook_allow, done)
 
     def update(self, job_id: str, **changes) -> None:
         with self.state.store.writing() as session:

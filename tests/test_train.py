@@ -169,6 +169,8 @@ def test_two_process_accelerate_launch_writes_one_set_of_outputs(trainable, writ
     assert summary["num_processes"] == 2 and summary["steps"] == 3
     assert proc.stderr.count("training full:") == 1  # logs from the main process only
     assert pd.read_csv("data/train/metrics.csv")["step"].tolist() == [1, 2, 3]
+    progress = json.loads(Path("data/train/progress.json").read_text())  # the last loss read back: the checkpoint's
+    assert (progress["step"], progress["total"], progress["stage"]) == (2, 3, "train") and progress["loss"] > 0
     assert sorted(p.name for p in Path("data/checkpoints").iterdir()) == ["step-2"]
     assert (Path("data/model") / "model_index.json").is_file()
     assert not [p for p in Path("data").rglob(".*.tmp")]

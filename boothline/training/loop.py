@@ -7,6 +7,7 @@ seeds; only the main process writes files or shows progress.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -231,6 +232,10 @@ def train_model(params: Params, workspace: Workspace, accelerator, instance: Ima
         if metrics.rows and metrics.rows[-1]["step"] == done:  # just read back
             row = metrics.rows[-1]
             progress.set_postfix(loss=f"{row['loss']:.4f}", steps_per_s=f"{row['steps_per_s']:.2f}")
+            if main:  # what a watcher (the service's job page) reads between checkpoints
+                atomic_write_text(workspace.train_dir / "progress.json", json.dumps(
+                    {"stage": "train", "step": done, "total": train.max_train_steps, "loss": row["loss"],
+                     "steps_per_s": row["steps_per_s"]}) + "\n")
         if main and checkpoint:
             save_state(run_, done, metrics)
         if main and validation:

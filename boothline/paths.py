@@ -121,6 +121,10 @@ class Workspace:
     def registry_cache(self) -> Path:
         return self.data / "cache/registry"  # registry downloads, per version and run
 
+    def flow_run_heartbeat(self, flow_run_id: str) -> Path:
+        """Touched every few seconds while a Prefect flow run works in this workspace (flows.heartbeat)."""
+        return self.data / "flow-runs" / f"{flow_run_id}.alive"
+
     @property
     def stage_outputs_record(self) -> Path:
         return self.data / "cache/prefect-stage-outputs.json"  # which inputs made the outputs on disk

@@ -36,6 +36,7 @@ from boothline.params import load_params
 from boothline.paths import Workspace
 from boothline.pipelines.loading import render_numerics
 from flows.gpu import GPU_TAG, ensure_gpu_limit
+from flows.heartbeat import beating
 from flows.retries import retry_if_transient
 
 TaskRunnerName = Literal["threads", "dask", "ray"]
@@ -168,13 +169,14 @@ def batch_generate(prompts: list[str] | None = None, styles: list[str] | str | N
     gpu = shard_needs_gpu(job, gpu_per_shard)
     runner = make_task_runner(task_runner, cluster_address, gpu)
     ensure_gpu_limit()
-    prepare_job(job)
-    start = time.perf_counter()
-    with environment_kept(), runner, shard_resources(task_runner, gpu):
-        futures = [runner.submit(render_shard_task, {"job": job, "shard_index": i, "num_shards": num_shards})
-                   for i in range(num_shards)]
-        results = [future.result() for future in futures]
-    wall_seconds = time.perf_counter() - start
+    with beating(workspace):
+        prepare_job(job)
+        start = time.perf_counter()
+        with environment_kept(), runner, shard_resources(task_runner, gpu):
+            futures = [runner.submit(render_shard_task, {"job": job, "shard_index": i, "num_shards": num_shards})
+                       for i in range(num_shards)]
+            results = [future.result() for future in futures]
+        wall_seconds = time.perf_counter() - start
     summary = finalize_job(job, results)
     create_markdown_artifact(key=f"batch-{job.job_id}", markdown=summary_markdown(summary, wall_seconds),
                              description=f"{summary['images']} images, {summary['rendered']} rendered")

@@ -22,6 +22,7 @@ from boothline.errors import ParamsError
 from boothline.params import Params, load_params
 from boothline.paths import Workspace
 from flows.gpu import GPU_TAG, ensure_gpu_limit
+from flows.heartbeat import beating
 from flows.retries import retry_if_transient
 from flows.stage_cache import StageInputs, outputs_current, record_outputs, stage_key
 
@@ -70,12 +71,13 @@ def dreambooth_pipeline(params_file: str = "params.yaml", overrides: dict[str, A
     space = Workspace(workspace)
     ensure_gpu_limit()
     summaries = {}
-    for stage, stage_run in STAGE_TASKS.items():
-        if stages is not None and stage not in stages:
-            continue
-        # a stored result counts only while the outputs on disk are the ones it made; else run and store anew
-        fresh = outputs_current(stage, params, space)
-        summaries[stage] = stage_run.with_options(refresh_cache=not fresh)(params, space)
+    with beating(workspace):
+        for stage, stage_run in STAGE_TASKS.items():
+            if stages is not None and stage not in stages:
+                continue
+            # a stored result counts only while the outputs on disk are the ones it made; else run and store anew
+            fresh = outputs_current(stage, params, space)
+            summaries[stage] = stage_run.with_options(refresh_cache=not fresh)(params, space)
     return summaries
 
 

@@ -14,9 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from PIL import Image
-
 from conftest import REPO
+from PIL import Image
 
 GIT = ["git", "-c", "user.name=boothline-test", "-c", "user.email=test@boothline.local"]
 
@@ -85,6 +84,36 @@ def test_default_training_learns_the_subject_and_keeps_the_prior(project):
     assert last["instance_loss"].mean() < 0.6 * first["instance_loss"].mean()
     # Prior preservation: the class half is fitted too, not traded away for the subject.
     assert last["prior_loss"].mean() < first["prior_loss"].mean() and losses["prior_loss"].max() < 2.5
+
+
+def test_default_training_learns_the_demo_robot_in_new_contexts(project):
+    """The learning test on the world model: the trained model draws the demo robot (identity encoder's
+    nearest neighbour among the demo photos and 50 other toys) far more often than the base model does, in
+    the prompted contexts (the world CLIP names them)."""
+    import torch
+
+    from boothline.evaluation.metrics import load_clip, load_dino
+    from boothline.evaluation.protocol import eval_prompts
+    from boothline.params import load_params
+    from boothline.pipelines.loading import load_pipeline
+    from boothline.pretraining.personalisation import load_photos, measure, other_toys
+
+    params = load_params(project / "params.yaml")
+    if params.model.base != "builtin:world":
+        pytest.skip("params.yaml does not train the world model")
+    prompts = [p for p in eval_prompts(params) if p.category == "recontextualisation"]
+    device = torch.device("cpu")
+    dino, clip = load_dino(params.eval.dino_model, device), load_clip(params.eval.clip_model, device)
+    photos, others = load_photos(project / params.subject.instance_dir), other_toys(50)
+    scores = {}
+    for label, source in (("trained", str(project / "data/model")), ("base", params.model.base)):
+        pipe = load_pipeline(source, model=params.model, scheduler=params.model.scheduler)
+        scores[label], _ = measure(pipe, params, prompts, dino, clip, photos, others, seeds=[0, 1],
+                                   class_seeds=range(100, 108), steps=params.eval.steps, guidance=params.eval.guidance)
+    print(json.dumps(scores))
+    assert scores["trained"]["identity"] >= 0.5
+    assert scores["trained"]["identity"] >= scores["base"]["identity"] + 0.3
+    assert scores["trained"]["context_kept"] >= 0.5
 
 
 def test_second_repro_is_up_to_date(project):

@@ -27,6 +27,7 @@ from boothline.service.store import ACTIVE, TERMINAL, Job
 DEPLOYMENTS = {"training": "dreambooth-pipeline/service-training", "generation": "batch-generate/service-generation"}
 TRAINING_STAGES = ["validate", "priors", "train", "evaluate", "register"]
 MAX_ATTEMPTS = 3
+HEARTBEAT_STALE_SECONDS = 60  # flows beat every 5 s; a minute of silence is a dead process
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class Backend(Protocol):
     def state(self, flow_run_id: str) -> RunState: ...
 
     def cancel(self, flow_run_id: str) -> None: ...
+
+    def crash(self, flow_run_id: str, message: str) -> None: ...
 
 
 def new_job_id() -> str:
@@ -170,6 +173,20 @@ class Jobs:
             if changed:
                 job.version += 1
 
+    def silence(self, job: Job) -> float | None:
+        """Seconds a running job's flow run has not beaten its heartbeat, if that is too long; else None."""
+        from boothline.paths import Workspace
+
+        beat = Workspace(Path(job.workspace)).flow_run_heartbeat(job.flow_run_id)
+        now = self.state.clock().timestamp()
+        if beat.is_file():
+            silent = now - beat.stat().st_mtime
+        elif job.started_at is not None:  # running, never beaten: the process died before its first beat
+            silent = now - job.started_at.timestamp() - HEARTBEAT_STALE_SECONDS
+        else:
+            return None
+        return silent if silent > HEARTBEAT_STALE_SECONDS else None
+
     def reconcile(self) -> None:
         """Bring every active job up to date with its flow run and its files."""
         from boothline.service.progress import read_progress, read_result
@@ -180,6 +197,10 @@ class Jobs:
             if not job.flow_run_id:
                 continue
             run = self.backend.state(job.flow_run_id)
+            if run.status == "running" and (silent := self.silence(job)):
+                message = f"its process stopped: no heartbeat for {silent:.0f} s (the worker was stopped?)"
+                self.backend.crash(job.flow_run_id, message)
+                run = RunState("crashed", message)
             progress = read_progress(job, self.state)
             if run.status == "crashed":
                 if job.attempt < MAX_ATTEMPTS:

@@ -5,9 +5,9 @@ by flow run id, cancelled through the server. The `gpu` tag limit keeps GPU stag
 Prefect states map onto job states: Scheduled/Pending/Paused are queued, Running is running, Completed is
 succeeded, Failed is failed, Cancelling/Cancelled are canceled, and Crashed (the process running it died)
 is crashed, which the job table answers by submitting the job again. A worker killed outright cannot report
-its runs crashed: they stay Running. So a Running run whose process (Prefect's `infrastructure_pid`,
-"host:pid") is gone from this host is marked Crashed here. (On other hosts, Prefect's own zombie-run
-detection, an automation on missing heartbeats, does the same.)
+its runs crashed: they stay Running. The job table notices their heartbeat files going stale (flows.heartbeat)
+and marks them Crashed through `crash`; where Prefect records a run's process (`infrastructure_pid`,
+"host:pid", as workers do) and it is gone from this host, `state` does so at once.
 """
 
 from __future__ import annotations
@@ -55,13 +55,34 @@ class PrefectBackend:
             return RunState("queued")
         status = STATES.get(state.type.value, "queued")
         if status == "running" and process_gone(run.infrastructure_pid):
-            from prefect.states import Crashed
-
             message = f"its process {run.infrastructure_pid} is gone (the worker was stopped)"
-            with get_client(sync_client=True) as client:
-                client.set_flow_run_state(flow_run_id, Crashed(message=message), force=True)
+            self.crash(flow_run_id, message)
             return RunState("crashed", message)
         return RunState(status, state.message)
+
+    def crash(self, flow_run_id: str, message: str) -> None:
+        """Mark a dead flow run Crashed, and its unfinished task runs too, freeing the tag concurrency slots
+        they hold (a killed `gpu` task would otherwise keep the GPU slot, and the next attempt wait forever)."""
+        from prefect import get_client
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+        from prefect.exceptions import ObjectNotFound
+        from prefect.states import Crashed
+
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(flow_run_id, Crashed(message=message), force=True)
+            tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+            dead = [t for t in tasks if t.state is None or not t.state.is_final()]
+            for task_run in dead:
+                client.set_task_run_state(task_run.id, Crashed(message=message), force=True)
+            for tag in {tag for t in dead for tag in t.tags}:
+                try:
+                    limit = client.read_concurrency_limit_by_tag(tag)
+                except ObjectNotFound:
+                    continue
+                held = {str(t.id) for t in dead}
+                left = [slot for slot in limit.active_slots if str(slot) not in held]
+                if len(left) != len(limit.active_slots):
+                    client.reset_concurrency_limit_by_tag(tag, slot_override=left)
 
     def cancel(self, flow_run_id: str) -> None:
         from prefect import get_client

@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 import yaml
-
 from conftest import REPO
 
 TOY = {"render": {"images": 64, "heldout_images": 16, "identity_designs": 8, "identity_views": 2,
@@ -22,9 +21,8 @@ TOY = {"render": {"images": 64, "heldout_images": 16, "identity_designs": 8, "id
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
-    from stages.pretrain import clip, evaluate, export, identity, render, unet, vae
-
     from boothline.pretraining.settings import load_pretrain_params
+    from stages.pretrain import clip, evaluate, export, identity, render, unet, vae
 
     root = tmp_path_factory.mktemp("pretrain")
     settings = yaml.safe_load((REPO / "pretrain/params.yaml").read_text())

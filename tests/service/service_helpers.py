@@ -13,6 +13,30 @@ import pytest
 import uvicorn
 import yaml
 
+# Service params for tests that run real trainings: the tiny model at toy sizes.
+FAST = {"priors": {"num_images": 2, "steps": 2, "batch_size": 2},
+        "train": {"max_train_steps": 4, "checkpoint_every": 2, "validate_every": 2, "batch_size": 1},
+        "eval": {"max_prompts": 1, "images_per_prompt": 1, "steps": 2, "fidelity_seeds": 1, "checkpoints": [2]},
+        "generate": {"steps": 2}, "register": {"thresholds": {}}}
+
+
+def wait_for_deployments(timeout: float = 120) -> None:
+    """Until the service's two deployments exist on the Prefect server (flows.serve registers them)."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            try:
+                for name in ("dreambooth-pipeline/service-training", "batch-generate/service-generation"):
+                    client.read_deployment_by_name(name)
+                return
+            except ObjectNotFound:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -9,7 +9,6 @@ import zipfile
 
 import pytest
 from PIL import Image
-
 from service_helpers import auth, client, service  # noqa: F401 - fixtures
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import httpx
 import pytest
 import yaml
+from service_helpers import Server, auth, demo_files
 
 from boothline.service.jobs import RunState
-from service_helpers import Server, auth, demo_files
 
 FORM = {"token": "sks", "class_noun": "toy", "kind": "object"}
 
@@ -30,6 +30,9 @@ class ScriptedBackend:
     def state(self, run_id):
         return self.runs[run_id]
 
+    def crash(self, run_id, message):
+        self.runs[run_id] = RunState("crashed", message)
+
     def cancel(self, run_id):
         self.canceled.append(run_id)
         self.runs[run_id] = RunState("canceled")
@@ -37,11 +40,12 @@ class ScriptedBackend:
 
 @pytest.fixture(scope="module")
 def scripted(tmp_path_factory):
+    from conftest import REPO, repo_params
+
     from boothline.params import load_params
     from boothline.paths import Workspace
     from boothline.service.accounts import create_key, create_user
     from boothline.service.app import create_app
-    from conftest import REPO, repo_params
 
     root = tmp_path_factory.mktemp("jobs")
     (root / "params.yaml").write_text(yaml.safe_dump(repo_params({"service": {"max_queued_jobs": 2}})))
@@ -124,3 +128,29 @@ def test_refusals_name_the_reason(scripted):
     assert full.status_code == 429 and full.headers["retry-after"]
     listed = client.get("/v1/trainings").json()["data"]
     assert [j["status"] for j in listed][:2] == ["queued", "queued"]
+
+
+def test_a_running_job_whose_heartbeat_stopped_is_submitted_again(scripted):
+    import os
+    import time
+
+    from boothline.paths import Workspace
+
+    client, jobs, backend, subject = scripted
+    for active in client.get("/v1/trainings").json()["data"]:
+        if active["status"] in ("queued", "running"):
+            client.post(f"/v1/trainings/{active['id']}/cancel")
+    job = client.post("/v1/trainings", json={"subject": subject}).json()
+    run_id = f"run-{len(backend.submitted) - 1}"
+    backend.runs[run_id] = RunState("running")
+    jobs.reconcile()
+    beat = Workspace(jobs.get(1, job["id"]).workspace).flow_run_heartbeat(run_id)
+    beat.parent.mkdir(parents=True, exist_ok=True)
+    beat.write_text("alive\n")
+    jobs.reconcile()
+    assert client.get(f"/v1/trainings/{job['id']}").json()["attempt"] == 1  # beating: left alone
+    os.utime(beat, (time.time() - 120, time.time() - 120))
+    jobs.reconcile()
+    again = client.get(f"/v1/trainings/{job['id']}").json()
+    assert again["attempt"] == 2 and backend.runs[run_id].status == "crashed"
+    client.post(f"/v1/trainings/{job['id']}/cancel")

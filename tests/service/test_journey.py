@@ -12,21 +12,15 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import zipfile
 
 import httpx
 import pytest
 import yaml
-
-from service_helpers import Server, auth, demo_files
+from service_helpers import FAST, Server, auth, demo_files, wait_for_deployments
 
 pytest_plugins = ["flows_fixtures"]
 
-FAST = {"priors": {"num_images": 2, "steps": 2, "batch_size": 2},
-        "train": {"max_train_steps": 4, "checkpoint_every": 2, "validate_every": 2, "batch_size": 1},
-        "eval": {"max_prompts": 1, "images_per_prompt": 1, "steps": 2, "fidelity_seeds": 1, "checkpoints": [2]},
-        "generate": {"steps": 2}, "register": {"thresholds": {}}}
 
 
 def follow(client, url: str, timeout: float = 600) -> list[dict]:
@@ -41,11 +35,12 @@ def follow(client, url: str, timeout: float = 600) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def journey(prefect_server, tmp_path_factory, tiny_dir):
+    from conftest import REPO, repo_params
+
     from boothline.params import load_params
     from boothline.paths import Workspace
     from boothline.service.accounts import create_key, create_user
     from boothline.service.app import create_app
-    from conftest import REPO, repo_params
 
     root = tmp_path_factory.mktemp("journey")
     (root / "params.yaml").write_text(yaml.safe_dump(repo_params(FAST), sort_keys=False))
@@ -61,7 +56,7 @@ def journey(prefect_server, tmp_path_factory, tiny_dir):
     cwd = os.getcwd()
     os.chdir(root)  # the API resolves `builtin:tiny` (data/base/tiny) from here, as `make serve` runs it
     try:
-        time.sleep(5)  # flows.serve registers the deployments
+        wait_for_deployments()
         with Server(app) as url, httpx.Client(base_url=url, timeout=120, headers=auth(key)) as client:
             yield client, root, REPO
     finally:

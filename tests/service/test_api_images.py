@@ -51,7 +51,8 @@ def test_an_image_its_parameters_and_a_signed_url(client, service, alice_images)
     assert client.get(f"/v1/images/{row['image_id']}").status_code == 401
     assert client.get(row["url"].replace(row["image_id"], "0" * 16)).status_code == 401  # signed for another image
     params = client.get(row["params_url"], headers=auth(key)).json()
-    assert params["parameters"].startswith(row["prompt"].replace("{subject}", "sks toy")[:10]) or params["parameters"]
+    assert params["image_id"] == row["image_id"] and "Steps: 2" in params["parameters"]
+    assert params["parameters"].startswith(row["full_prompt"])
     assert client.get(f"/v1/images/{row['image_id']}", headers=auth(service[1]["bob"])).status_code == 404
 
 

@@ -61,28 +61,21 @@ class PrefectBackend:
         return RunState(status, state.message)
 
     def crash(self, flow_run_id: str, message: str) -> None:
-        """Mark a dead flow run Crashed, and its unfinished task runs too, freeing the tag concurrency slots
-        they hold (a killed `gpu` task would otherwise keep the GPU slot, and the next attempt wait forever)."""
+        """Mark a dead flow run Crashed, and its unfinished task runs too. Crashing a task run releases the
+        `gpu` slot it leased; a lease that already expired (its process died over a minute ago) is released by
+        the Prefect server's repossessor service, so the next attempt waits at most one of its loops.
+        (`reset_concurrency_limit_by_tag` must not be used for this: in Prefect 3.8 it revokes the leases of
+        a tag without giving their slots back, so the limit stays full for good.)"""
         from prefect import get_client
         from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-        from prefect.exceptions import ObjectNotFound
         from prefect.states import Crashed
 
         with get_client(sync_client=True) as client:
             client.set_flow_run_state(flow_run_id, Crashed(message=message), force=True)
             tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-            dead = [t for t in tasks if t.state is None or not t.state.is_final()]
-            for task_run in dead:
-                client.set_task_run_state(task_run.id, Crashed(message=message), force=True)
-            for tag in {tag for t in dead for tag in t.tags}:
-                try:
-                    limit = client.read_concurrency_limit_by_tag(tag)
-                except ObjectNotFound:
-                    continue
-                held = {str(t.id) for t in dead}
-                left = [slot for slot in limit.active_slots if str(slot) not in held]
-                if len(left) != len(limit.active_slots):
-                    client.reset_concurrency_limit_by_tag(tag, slot_override=left)
+            for task_run in tasks:
+                if task_run.state is None or not task_run.state.is_final():
+                    client.set_task_run_state(task_run.id, Crashed(message=message), force=True)
 
     def cancel(self, flow_run_id: str) -> None:
         from prefect import get_client

@@ -1,7 +1,9 @@
 """Faults: the API process killed while a generation runs and started again; separately, the worker killed
 and started again. Each time the job completes, the history has each image exactly once, and the credits
 are charged once. The API runs as a real `boothline serve` process, the worker as `python -m flows.serve`,
-both against the session's Prefect server."""
+both against a Prefect server started as `make serve` starts it (`prefect server start`, whose services run:
+its repossessor frees the `gpu` slot a killed worker's task had leased once the lease expires; the session's
+test harness is an ephemeral server, which runs none)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,6 @@ import pytest
 import yaml
 from service_helpers import FAST, auth, demo_files, free_port, wait_for_deployments
 
-pytest_plugins = ["flows_fixtures"]
 IMAGES = {"prompts": ["{subject} on the beach", "{subject} in the snow"], "styles": ["anime", "watercolor"],
           "seeds": 2, "settings": {"steps": 8}}  # 8 images: long enough to be killed in the middle
 
@@ -29,8 +30,9 @@ class Process:
         self.proc = None
 
     def start(self):
-        self.proc = subprocess.Popen(self.args, cwd=self.cwd, env=self.env, stdout=open(self.log, "a"),
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        with open(self.log, "a") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(self.args, cwd=self.cwd, env=self.env, stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
     def kill(self):
@@ -49,7 +51,28 @@ def wait_until(predicate, timeout=300, what="condition"):
 
 
 @pytest.fixture(scope="module")
-def deployment(prefect_server, tmp_path_factory, tiny_dir):
+def prefect_server_process(tmp_path_factory):
+    """The API URL of a real `prefect server start` on a free loopback port, for this module."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
+    from boothline.service.launch import wait_for
+
+    home = tmp_path_factory.mktemp("prefect-server")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    server = Process([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                     home, env, home / "server.log").start()
+    try:
+        wait_for(f"{url}/health", "the Prefect server", server.proc)
+        with temporary_settings(updates={PREFECT_API_URL: url, PREFECT_HOME: str(home)}):
+            yield url
+    finally:
+        server.kill()
+
+
+@pytest.fixture(scope="module")
+def deployment(prefect_server_process, tmp_path_factory, tiny_dir):
     """A project with the API and a worker as separate processes, a user, and a trained, registered model."""
     from conftest import REPO, repo_params
 
@@ -64,7 +87,7 @@ def deployment(prefect_server, tmp_path_factory, tiny_dir):
     store = open_store(None, root / "data/service")
     create_user(store, "alice", 50)
     key = create_key(store, "alice")[1]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_API_URL": prefect_server}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_API_URL": prefect_server_process}
     api = Process([sys.executable, "-m", "boothline.cli", "serve"], root, env, root / "api.log").start()
     worker = Process([sys.executable, "-m", "flows.serve", "--names", "service-training,service-generation"],
                      root, env, root / "worker.log").start()
@@ -102,12 +125,7 @@ def started_images(client, job_id) -> int:
     return client.get(f"/v1/generations/{job_id}").json()["progress"].get("images_done", 0)
 
 
-WORKER_KILL_HANGS = pytest.mark.xfail(run=False, reason=(
-    "known failure (issue 17, open): the crash is detected (heartbeat) and the job resubmitted, but the new "
-    "flow run's render-shard task waits: the killed task run's `gpu` concurrency slot is not freed yet"))
-
-
-@pytest.mark.parametrize("killed", ["api", pytest.param("worker", marks=WORKER_KILL_HANGS)])
+@pytest.mark.parametrize("killed", ["api", "worker"])
 def test_a_killed_process_loses_nothing_and_charges_once(deployment, killed):
     client, root, api, worker, model = deployment
     before_ids = history_ids(root) if (root / "data/service/users/1/data/history").is_dir() else []

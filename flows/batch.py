@@ -177,9 +177,9 @@ def batch_generate(prompts: list[str] | None = None, styles: list[str] | str | N
                        for i in range(num_shards)]
             results = [future.result() for future in futures]
         wall_seconds = time.perf_counter() - start
-    summary = finalize_job(job, results)
-    create_markdown_artifact(key=f"batch-{job.job_id}", markdown=summary_markdown(summary, wall_seconds),
-                             description=f"{summary['images']} images, {summary['rendered']} rendered")
+        summary = finalize_job(job, results)  # contact sheets of a large job take a while: still beating
+        create_markdown_artifact(key=f"batch-{job.job_id}", markdown=summary_markdown(summary, wall_seconds),
+                                 description=f"{summary['images']} images, {summary['rendered']} rendered")
     print(f"{job.out_dir}: {summary['rendered']} rendered, {summary['reused']} reused; "
           f"sheets: {', '.join(summary['sheets'])}")
     return summary

@@ -139,8 +139,8 @@ def create_app(params: Params, workspace: Workspace = Workspace(), clock=None, b
     def health() -> dict:
         return {"status": "ok"}
 
-    @app.get("/v1/me")
-    def me(account: Account = Depends(account_of)) -> dict:
+    @app.get("/v1/me")  # on the event loop, like the other polled reads (see auth.account_of)
+    async def me(account: Account = Depends(account_of)) -> dict:
         return {"user": account.name, "credits": credits.balance(state.store, account.user_id, state.clock()).as_dict()}
 
     @app.post("/v1/subjects", status_code=201)

@@ -10,8 +10,14 @@ from boothline.service.errors import ApiError
 from boothline.service.limits import retry_after
 
 
-def account_of(request: Request) -> Account:
-    """FastAPI dependency: the authenticated account (bearer key, or a valid signed URL)."""
+async def account_of(request: Request) -> Account:
+    """FastAPI dependency: the authenticated account (bearer key, or a valid signed URL).
+
+    It runs on the event loop, as do the read-only GET routes that clients poll (status, lists, history,
+    `/v1/me`): their work is short reads (a WAL reader never waits for a lock), and run in worker threads
+    instead, 50 concurrent requests spend their time handing the GIL round (benchmarks/service_load.py:
+    `/v1/me` went from 142 to 334 requests/s). Routes that write, and may wait for the write lock, stay in
+    threads."""
     state = request.app.state.service
     header = request.headers.get("authorization", "")
     account = None

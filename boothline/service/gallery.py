@@ -18,10 +18,11 @@ class HistoryIndex:
     def __init__(self):
         self._frames: dict[Path, tuple[set[Path], pd.DataFrame]] = {}
         self._lock = threading.Lock()
+        self._empty = (frozenset(), pd.DataFrame(columns=COLUMNS))  # built once: a polled read must stay cheap
 
     def frame(self, directory: Path) -> pd.DataFrame:
         with self._lock:
-            seen, frame = self._frames.get(directory, (set(), pd.DataFrame(columns=COLUMNS)))
+            seen, frame = self._frames.get(directory, self._empty)
             new = [p for p in history_files(directory) if p not in seen]
             if new:
                 added = read_history(directory, new)

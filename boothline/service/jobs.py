@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -28,12 +29,16 @@ DEPLOYMENTS = {"training": "dreambooth-pipeline/service-training", "generation":
 TRAINING_STAGES = ["validate", "priors", "train", "evaluate", "register"]
 MAX_ATTEMPTS = 3
 HEARTBEAT_STALE_SECONDS = 60  # flows beat every 5 s; a minute of silence is a dead process
+# A running flow run without a heartbeat file either has not begun beating, or has just finished and removed
+# it (a dead process cannot remove it); only after this long is it taken for one that died before its first beat.
+NEVER_BEATEN_SECONDS = 600
 
 
 @dataclass(frozen=True)
 class RunState:
     status: str  # queued | running | succeeded | failed | canceled | crashed
     message: str | None = None
+    started_at: datetime | None = None  # when this flow run (this attempt) began running
 
 
 class Backend(Protocol):
@@ -173,7 +178,7 @@ class Jobs:
             if changed:
                 job.version += 1
 
-    def silence(self, job: Job) -> float | None:
+    def silence(self, job: Job, run: RunState) -> float | None:
         """Seconds a running job's flow run has not beaten its heartbeat, if that is too long; else None."""
         from boothline.paths import Workspace
 
@@ -181,11 +186,11 @@ class Jobs:
         now = self.state.clock().timestamp()
         if beat.is_file():
             silent = now - beat.stat().st_mtime
-        elif job.started_at is not None:  # running, never beaten: the process died before its first beat
-            silent = now - job.started_at.timestamp() - HEARTBEAT_STALE_SECONDS
-        else:
-            return None
-        return silent if silent > HEARTBEAT_STALE_SECONDS else None
+            return silent if silent > HEARTBEAT_STALE_SECONDS else None
+        started = run.started_at or job.started_at
+        if started is not None and now - started.timestamp() > NEVER_BEATEN_SECONDS:
+            return now - started.timestamp()
+        return None
 
     def reconcile(self) -> None:
         """Bring every active job up to date with its flow run and its files."""
@@ -197,7 +202,7 @@ class Jobs:
             if not job.flow_run_id:
                 continue
             run = self.backend.state(job.flow_run_id)
-            if run.status == "running" and (silent := self.silence(job)):
+            if run.status == "running" and (silent := self.silence(job, run)):
                 message = f"its process stopped: no heartbeat for {silent:.0f} s (the worker was stopped?)"
                 self.backend.crash(job.flow_run_id, message)
                 run = RunState("crashed", message)

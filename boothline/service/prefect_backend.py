@@ -58,7 +58,7 @@ class PrefectBackend:
             message = f"its process {run.infrastructure_pid} is gone (the worker was stopped)"
             self.crash(flow_run_id, message)
             return RunState("crashed", message)
-        return RunState(status, state.message)
+        return RunState(status, state.message, run.start_time)
 
     def crash(self, flow_run_id: str, message: str) -> None:
         """Mark a dead flow run Crashed, and its unfinished task runs too. Crashing a task run releases the

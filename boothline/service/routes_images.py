@@ -58,17 +58,19 @@ def images_router(state, jobs) -> APIRouter:
     gallery = Gallery(state)
     state.gallery = gallery
 
-    @router.get("/history")
-    def history(prompt: str | None = None, style: str | None = None, model: str | None = None,
-                since: str | None = None, until: str | None = None, cursor: str | None = None,
-                limit: int = Query(50, ge=1, le=200), account: Account = Depends(account_of)) -> dict:
+    @router.get("/history")  # on the event loop, like the other polled reads (see auth.account_of)
+    async def history(prompt: str | None = None, style: str | None = None, model: str | None = None,
+                      since: str | None = None, until: str | None = None, cursor: str | None = None,
+                      limit: int = Query(50, ge=1, le=200), account: Account = Depends(account_of)) -> dict:
         from boothline.generation.history import HistoryError
 
         try:
             rows = gallery.rows(account.user_id, prompt=prompt, style=style, model=model, since=since, until=until)
         except HistoryError as err:
             raise ApiError(422, "invalid_request", str(err), field="since" if since else "until") from None
-        if cursor and not rows.empty:
+        if rows.empty:
+            return {"data": [], "next_cursor": None}
+        if cursor:
             at, image_id = decode_cursor(cursor)
             stamp = pd.Timestamp(at)
             rows = rows[(rows.created_at < stamp) | ((rows.created_at == stamp) & (rows.image_id < image_id))]

@@ -77,13 +77,13 @@ def jobs_router(state, jobs) -> APIRouter:
         return job_json(state, jobs, job)
 
     for kind, path in (("training", "trainings"), ("generation", "generations")):
-        def listing(cursor: str | None = None, limit: int = Query(20, ge=1, le=100),
-                    account: Account = Depends(account_of), kind=kind) -> dict:
+        async def listing(cursor: str | None = None, limit: int = Query(20, ge=1, le=100),
+                          account: Account = Depends(account_of), kind=kind) -> dict:
             with state.store.reading() as session:
                 rows, next_cursor = page(session, Job, account.user_id, cursor, limit, kind=kind)
             return {"data": [job_json(state, jobs, j) for j in rows], "next_cursor": next_cursor}
 
-        def one(job_id: str, account: Account = Depends(account_of), kind=kind) -> dict:
+        async def one(job_id: str, account: Account = Depends(account_of), kind=kind) -> dict:  # see account_of
             return job_json(state, jobs, jobs.get(account.user_id, job_id, kind))
 
         def cancel(job_id: str, account: Account = Depends(account_of), kind=kind) -> dict:

@@ -133,6 +133,9 @@ def test_refusals_name_the_reason(scripted):
 def test_a_running_job_whose_heartbeat_stopped_is_submitted_again(scripted):
     import os
     import time
+    from datetime import datetime, timedelta, timezone
+
+    from boothline.service.jobs import NEVER_BEATEN_SECONDS
 
     from boothline.paths import Workspace
 
@@ -149,8 +152,21 @@ def test_a_running_job_whose_heartbeat_stopped_is_submitted_again(scripted):
     beat.write_text("alive\n")
     jobs.reconcile()
     assert client.get(f"/v1/trainings/{job['id']}").json()["attempt"] == 1  # beating: left alone
+    beat.unlink()  # what a run does as it finishes (a dead process cannot): still Running for a moment
+    jobs.reconcile()
+    assert client.get(f"/v1/trainings/{job['id']}").json()["attempt"] == 1
+    beat.write_text("alive\n")
     os.utime(beat, (time.time() - 120, time.time() - 120))
     jobs.reconcile()
     again = client.get(f"/v1/trainings/{job['id']}").json()
     assert again["attempt"] == 2 and backend.runs[run_id].status == "crashed"
+
+    retry_id = f"run-{len(backend.submitted) - 1}"  # running for a long time and never beaten: died at once
+    long_ago = datetime.now(timezone.utc) - timedelta(seconds=NEVER_BEATEN_SECONDS + 5)
+    backend.runs[retry_id] = RunState("running", started_at=datetime.now(timezone.utc))
+    jobs.reconcile()
+    assert client.get(f"/v1/trainings/{job['id']}").json()["attempt"] == 2  # young (the job itself is not)
+    backend.runs[retry_id] = RunState("running", started_at=long_ago)
+    jobs.reconcile()
+    assert client.get(f"/v1/trainings/{job['id']}").json()["attempt"] == 3
     client.post(f"/v1/trainings/{job['id']}/cancel")

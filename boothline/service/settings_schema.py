@@ -14,9 +14,10 @@ import typing
 from typing import Any, Literal
 
 from annotated_types import Ge, Gt, Le, Lt
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from boothline.params import Params, deep_merge, dotted, parse_params
+from boothline.params import Params, deep_merge, dotted
+from boothline.params.loading import format_errors
 
 GENERATION_SETTINGS = ("generate.steps", "generate.guidance", "generate.scheduler", "generate.negative_prompt",
                        "generate.width", "generate.height")
@@ -51,17 +52,14 @@ def apply_settings(params: Params, settings: dict[str, Any], allow_list: tuple[s
     for key in flat:
         if not allowed(key, allow_list):
             raise SettingsError(f"settings.{key}", f"not a setting users may change (allowed: {', '.join(allow_list)})")
-    from boothline.errors import ParamsError
-
+    merged = deep_merge(params.model_dump(mode="json"), nested(flat))
     try:
-        return parse_params(deep_merge(params.model_dump(mode="json"), nested(flat)), "settings")
-    except ParamsError as err:
-        text = " ".join(str(err).split())
-        found = sorted((text.find(f"{k} ="), k) for k in flat if f"{k} =" in text)
-        if not found:
-            raise SettingsError("settings", text) from None
-        at, key = found[0]
-        raise SettingsError(f"settings.{key}", text[at:]) from None
+        return Params.model_validate(merged)
+    except ValidationError as err:
+        first = err.errors()[0]  # pydantic says where: its location is the dotted key
+        key = ".".join(str(part) for part in first["loc"])
+        reason = " ".join(format_errors(err, "settings").split("\n", 1)[-1].split())
+        raise SettingsError(f"settings.{key}" if key else "settings", reason) from None
 
 
 def _field(model: type[BaseModel], path: list[str]):

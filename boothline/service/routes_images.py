@@ -224,7 +224,8 @@ def registered_models(state, user_id: int) -> list[dict]:
 
     if not (state.user_root(user_id) / "registry" / "mlflow.db").is_file():
         return []
-    client = MlflowClient(tracking_uri=user_registry(state, user_id))
+    uri = user_registry(state, user_id)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # never the process's default registry
     out = []
     for model in client.search_registered_models():
         versions = []

@@ -16,7 +16,7 @@ from boothline.service.store import Deletion
 
 class HistoryIndex:
     def __init__(self):
-        self._frames: dict[Path, tuple[set[Path], pd.DataFrame]] = {}
+        self._frames: dict[Path, tuple[frozenset[Path], pd.DataFrame]] = {}
         self._lock = threading.Lock()
         self._empty = (frozenset(), pd.DataFrame(columns=COLUMNS))  # built once: a polled read must stay cheap
 
@@ -27,7 +27,7 @@ class HistoryIndex:
             if new:
                 added = read_history(directory, new)
                 frame = added if frame.empty else pd.concat([frame, added], ignore_index=True)
-                seen = seen | set(new)
+                seen = seen | frozenset(new)
                 self._frames[directory] = (seen, frame)
             return frame
 

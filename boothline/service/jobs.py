@@ -187,9 +187,8 @@ class Jobs:
         if beat.is_file():
             silent = now - beat.stat().st_mtime
             return silent if silent > HEARTBEAT_STALE_SECONDS else None
-        started = run.started_at or job.started_at
-        if started is not None and now - started.timestamp() > NEVER_BEATEN_SECONDS:
-            return now - started.timestamp()
+        if run.started_at is not None and now - run.started_at.timestamp() > NEVER_BEATEN_SECONDS:
+            return now - run.started_at.timestamp()  # this attempt's start: the job's first one may be long past
         return None
 
     def reconcile(self) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 
 from boothline.service.jobs import RunState
 
@@ -37,6 +38,26 @@ def process_gone(infrastructure_pid: str | None) -> bool:
 
 
 class PrefectBackend:
+    """Each thread keeps one open client: the job table reads every active run's state each second, and a
+    new client costs a TLS context and a connection pool (it was a fifth of the API process's time under
+    benchmarks/service_load.py)."""
+
+    def __init__(self):
+        self._local = threading.local()
+
+    def client(self):
+        from prefect import get_client
+
+        if getattr(self._local, "client", None) is None:
+            self._local.client = get_client(sync_client=True).__enter__()
+        return self._local.client
+
+    def close(self) -> None:
+        """Close the calling thread's client (the job table's thread, as it stops)."""
+        client, self._local.client = getattr(self._local, "client", None), None
+        if client is not None:
+            client.__exit__(None, None, None)
+
     def submit(self, deployment: str, parameters: dict, key: str) -> str:
         from prefect.deployments import run_deployment
 
@@ -46,10 +67,7 @@ class PrefectBackend:
         return str(flow_run.id)
 
     def state(self, flow_run_id: str) -> RunState:
-        from prefect import get_client
-
-        with get_client(sync_client=True) as client:
-            run = client.read_flow_run(flow_run_id)
+        run = self.client().read_flow_run(flow_run_id)
         state = run.state
         if state is None:
             return RunState("queued")
@@ -66,21 +84,18 @@ class PrefectBackend:
         the Prefect server's repossessor service, so the next attempt waits at most one of its loops.
         (`reset_concurrency_limit_by_tag` must not be used for this: in Prefect 3.8 it revokes the leases of
         a tag without giving their slots back, so the limit stays full for good.)"""
-        from prefect import get_client
         from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
         from prefect.states import Crashed
 
-        with get_client(sync_client=True) as client:
-            client.set_flow_run_state(flow_run_id, Crashed(message=message), force=True)
-            tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-            for task_run in tasks:
-                if task_run.state is None or not task_run.state.is_final():
-                    client.set_task_run_state(task_run.id, Crashed(message=message), force=True)
+        client = self.client()
+        client.set_flow_run_state(flow_run_id, Crashed(message=message), force=True)
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        for task_run in tasks:
+            if task_run.state is None or not task_run.state.is_final():
+                client.set_task_run_state(task_run.id, Crashed(message=message), force=True)
 
     def cancel(self, flow_run_id: str) -> None:
-        from prefect import get_client
         from prefect.states import Cancelling
 
-        with get_client(sync_client=True) as client:
-            client.set_flow_run_state(flow_run_id, Cancelling(message="canceled through the boothline API"),
-                                      force=True)
+        self.client().set_flow_run_state(flow_run_id, Cancelling(message="canceled through the boothline API"),
+                                         force=True)

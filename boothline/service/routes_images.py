@@ -11,7 +11,6 @@ import io
 import secrets
 import threading
 import zipfile
-from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -23,7 +22,7 @@ from boothline.service import credits
 from boothline.service.accounts import Account
 from boothline.service.auth import account_of
 from boothline.service.errors import ApiError, not_found
-from boothline.service.gallery import Gallery
+from boothline.service.gallery import Gallery, image_record, plain
 
 EXPORT_COLUMNS = ("image_id", "file", "prompt", "style", "full_prompt", "negative_prompt", "seed", "steps", "guidance",
                   "scheduler", "width", "height", "model_version", "model_uri", "created_at")
@@ -35,20 +34,10 @@ class ExportRequest(BaseModel):
     image_ids: list[str] = Field(min_length=1, max_length=500)
 
 
-def plain(value):
-    if isinstance(value, (pd.Timestamp, datetime)):
-        return value.isoformat()
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    return None if value is pd.NA or (isinstance(value, float) and value != value) else value
-
-
-def image_json(state, user_id: int, row: dict) -> dict:
-    out = {k: plain(v) for k, v in row.items() if k not in ("file",)}
-    out["file_name"] = Path(row["file"]).name
-    out["url"] = state.signer.sign(user_id, f"/v1/images/{row['image_id']}")
-    out["params_url"] = f"/v1/images/{row['image_id']}/params"
-    return out
+def image_json(state, user_id: int, record: dict) -> dict:
+    """An image record (gallery.image_record) with its signed URL and its parameters' URL."""
+    return {**record, "url": state.signer.sign(user_id, f"/v1/images/{record['image_id']}"),
+            "params_url": f"/v1/images/{record['image_id']}/params"}
 
 
 def images_router(state, jobs) -> APIRouter:
@@ -65,20 +54,18 @@ def images_router(state, jobs) -> APIRouter:
         from boothline.generation.history import HistoryError
 
         try:
-            rows = gallery.rows(account.user_id, prompt=prompt, style=style, model=model, since=since, until=until)
+            listing = gallery.listing(account.user_id)
+            positions = listing.matching(prompt=prompt, style=style, model=model, since=since, until=until)
         except HistoryError as err:
             raise ApiError(422, "invalid_request", str(err), field="since" if since else "until") from None
-        if rows.empty:
-            return {"data": [], "next_cursor": None}
         if cursor:
             at, image_id = decode_cursor(cursor)
-            stamp = pd.Timestamp(at)
-            rows = rows[(rows.created_at < stamp) | ((rows.created_at == stamp) & (rows.image_id < image_id))]
-        page = rows.head(limit)
-        more = len(rows) > limit
-        last = page.iloc[-1] if more else None
-        return {"data": [image_json(state, account.user_id, r) for r in page.to_dict("records")],
-                "next_cursor": encode_cursor(last.created_at.to_pydatetime(), last.image_id) if more else None}
+            after = (pd.Timestamp(at), image_id)
+            positions = [i for i in positions if listing.keys[i] < after]
+        chosen, more = positions[:limit], len(positions) > limit
+        last = listing.keys[chosen[-1]] if more else None
+        return {"data": [image_json(state, account.user_id, listing.records[i]) for i in chosen],
+                "next_cursor": encode_cursor(last[0].to_pydatetime(), last[1]) if more else None}
 
     @router.get("/images/{image_id}")
     def image(image_id: str, account: Account = Depends(account_of)):
@@ -94,7 +81,7 @@ def images_router(state, jobs) -> APIRouter:
         row = gallery.row(account.user_id, image_id)
         with Image.open(row["file"]) as png:
             parameters = png.info.get("parameters")
-        return {**image_json(state, account.user_id, row), "parameters": parameters}
+        return {**image_json(state, account.user_id, image_record(row)), "parameters": parameters}
 
     @router.delete("/images/{image_id}", status_code=204)
     def delete_image(image_id: str, account: Account = Depends(account_of)) -> None:

@@ -10,7 +10,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from boothline.errors import StageError
 from boothline.service.store import ApiKey, Store, User, utcnow
@@ -28,6 +28,11 @@ class Account:
     user_id: int
     name: str
     key_id: str | None = None
+
+
+# Built once: every request runs it, and building the statement cost as much as running it.
+KEY_LOOKUP = (select(ApiKey.sha256, ApiKey.revoked_at, ApiKey.id, User.id, User.name)
+              .join(User, User.id == ApiKey.user_id).where(ApiKey.sha256 == bindparam("digest")))
 
 
 def token_hash(token: str) -> str:
@@ -79,12 +84,11 @@ def authenticate(store: Store, token: str) -> Account | None:
     """The account a bearer token belongs to, or None for an unknown or revoked one."""
     digest = token_hash(token)
     with store.reading() as session:
-        row = session.execute(select(ApiKey, User).join(User, User.id == ApiKey.user_id)
-                              .where(ApiKey.sha256 == digest)).first()
+        row = session.execute(KEY_LOOKUP, {"digest": digest}).first()
     if row is None:
         hmac.compare_digest(digest, "0" * 64)  # the same work whether or not the key exists
         return None
-    key, user = row
-    if not hmac.compare_digest(key.sha256, digest) or key.revoked_at is not None:
+    sha256, revoked_at, key_id, user_id, name = row
+    if not hmac.compare_digest(sha256, digest) or revoked_at is not None:
         return None
-    return Account(user.id, user.name, key.id)
+    return Account(user_id, name, key_id)

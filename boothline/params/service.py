@@ -33,6 +33,8 @@ class Service(Section):
     max_storage_mb: float = Field(500, gt=0)  # per user
     requests_per_minute: int = Field(120, ge=1)  # per key
     signed_url_seconds: int = Field(3600, ge=10)  # lifetime of image, export, grid and event URLs
+    # Flows beat every 5 s; a running job silent this long lost its process and is submitted again.
+    heartbeat_timeout_s: float = Field(60, ge=15)
     webhook_allow: tuple[str, ...] = ()  # hosts webhooks may be sent to; empty: none
     training_settings: tuple[str, ...] = DEFAULT_TRAINING_SETTINGS
     uploads: Uploads = Uploads()

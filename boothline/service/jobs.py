@@ -28,7 +28,6 @@ from boothline.service.store import ACTIVE, TERMINAL, Job
 DEPLOYMENTS = {"training": "dreambooth-pipeline/service-training", "generation": "batch-generate/service-generation"}
 TRAINING_STAGES = ["validate", "priors", "train", "evaluate", "register"]
 MAX_ATTEMPTS = 3
-HEARTBEAT_STALE_SECONDS = 60  # flows beat every 5 s; a minute of silence is a dead process
 # A running flow run without a heartbeat file either has not begun beating, or has just finished and removed
 # it (a dead process cannot remove it); only after this long is it taken for one that died before its first beat.
 NEVER_BEATEN_SECONDS = 600
@@ -186,7 +185,7 @@ class Jobs:
         now = self.state.clock().timestamp()
         if beat.is_file():
             silent = now - beat.stat().st_mtime
-            return silent if silent > HEARTBEAT_STALE_SECONDS else None
+            return silent if silent > self.state.params.service.heartbeat_timeout_s else None
         if run.started_at is not None and now - run.started_at.timestamp() > NEVER_BEATEN_SECONDS:
             return now - run.started_at.timestamp()  # this attempt's start: the job's first one may be long past
         return None

@@ -1,8 +1,17 @@
-"""The whole journey through the API, with real Prefect flow runs: upload, train (following the event
-stream), see the registered model, generate in two styles, list history, fetch an image and its parameters,
-regenerate it bit for bit, export a ZIP, delete an image. The service's deployments are served by
-`python -m flows.serve` in a subprocess, against the session's Prefect server; the model is the tiny one at
-reduced settings."""
+"""The service as `make serve` runs it, with real Prefect flow runs on the tiny model at reduced settings: the
+API as a `boothline serve` process, the worker as `python -m flows.serve`, both against a real `prefect
+server start` (whose services run: its repossessor frees the `gpu` slot a killed worker's task had leased
+once the lease expires; the session's test harness is an ephemeral server, which runs none).
+
+- The whole journey through the API: upload, train (following the event stream), see the registered model,
+  generate in two styles, list history, fetch an image and its parameters, regenerate it bit for bit,
+  export a ZIP, delete an image.
+- Faults: the API process killed while a generation runs and started again; separately, the worker killed
+  and started again. Each time the job completes, the history has each image exactly once, and the credits
+  are charged once.
+
+One training serves both: the journey follows it as it runs, and the faults generate with its model.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +19,46 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import zipfile
 
 import httpx
 import pytest
 import yaml
-from service_helpers import FAST, Server, auth, demo_files, wait_for_deployments
+from service_helpers import FAST, auth, demo_files, free_port, wait_for_deployments
 
-pytest_plugins = ["flows_fixtures"]
+IMAGES = {"prompts": ["{subject} on the beach", "{subject} in the snow"], "styles": ["anime", "watercolor"],
+          "seeds": 2, "settings": {"steps": 8}}  # 8 images: long enough to be killed in the middle
+HEARTBEAT_TIMEOUT_S = 20  # the killed worker's run is found dead this long after its last beat
 
+
+class Process:
+    def __init__(self, args, cwd, env, log):
+        self.args, self.cwd, self.env, self.log = args, cwd, env, log
+        self.proc = None
+
+    def start(self):
+        with open(self.log, "a") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(self.args, cwd=self.cwd, env=self.env, stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def kill(self):
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+
+
+def wait_until(predicate, timeout=300, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"{what}: not within {timeout} s")
 
 
 def follow(client, url: str, timeout: float = 600) -> list[dict]:
@@ -34,55 +72,103 @@ def follow(client, url: str, timeout: float = 600) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def journey(prefect_server, tmp_path_factory, tiny_dir):
+def prefect_server_process(tmp_path_factory):
+    """The API URL of a real `prefect server start` on a free loopback port, for this module."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
+    from boothline.service.launch import wait_for
+
+    home = tmp_path_factory.mktemp("prefect-server")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    server = Process([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                     home, env, home / "server.log").start()
+    try:
+        wait_for(f"{url}/health", "the Prefect server", server.proc)
+        with temporary_settings(updates={PREFECT_API_URL: url, PREFECT_HOME: str(home)}):
+            yield url
+    finally:
+        server.kill()
+
+
+@pytest.fixture(scope="module")
+def deployment(prefect_server_process, tmp_path_factory, tiny_dir):
+    """A project with the API and a worker as separate processes, a user, her subject and its training (just
+    submitted): (client, project root, API, worker, training job)."""
     from conftest import REPO, repo_params
 
-    from boothline.params import load_params
-    from boothline.paths import Workspace
     from boothline.service.accounts import create_key, create_user
-    from boothline.service.app import create_app
+    from boothline.service.store import open_store
 
-    root = tmp_path_factory.mktemp("journey")
-    (root / "params.yaml").write_text(yaml.safe_dump(repo_params(FAST), sort_keys=False))
+    root = tmp_path_factory.mktemp("service")
+    port = free_port()
+    service = {"port": port, "heartbeat_timeout_s": HEARTBEAT_TIMEOUT_S}
+    (root / "params.yaml").write_text(yaml.safe_dump(repo_params({**FAST, "service": service})))
     shutil.copy(REPO / "prefect.yaml", root / "prefect.yaml")
     shutil.copytree(tiny_dir, root / "data/base/tiny")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_API_URL": prefect_server}
-    worker = subprocess.Popen([sys.executable, "-m", "flows.serve", "--names", "service-training,service-generation"],
-                              cwd=root, env=env, stdout=open(root / "serve.log", "w"), stderr=subprocess.STDOUT,
-                              start_new_session=True)
-    app = create_app(load_params(root / "params.yaml"), Workspace(root), reconcile_every=0.5)
-    create_user(app.state.service.store, "alice", 50)
-    key = create_key(app.state.service.store, "alice")[1]
-    cwd = os.getcwd()
-    os.chdir(root)  # the API resolves `builtin:tiny` (data/base/tiny) from here, as `make serve` runs it
-    try:
+    store = open_store(None, root / "data/service")
+    create_user(store, "alice", 50)
+    key = create_key(store, "alice")[1]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_API_URL": prefect_server_process}
+    api = Process([sys.executable, "-m", "boothline.cli", "serve"], root, env, root / "api.log").start()
+    worker = Process([sys.executable, "-m", "flows.serve", "--names", "service-training,service-generation"],
+                     root, env, root / "worker.log").start()
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120, headers=auth(key)) as client:
+        wait_until(lambda: _up(client), 60, "the API")
+        subject = client.post("/v1/subjects", data={"token": "sks", "class_noun": "toy", "kind": "object"},
+                              files=demo_files(REPO))
+        assert subject.status_code == 201, subject.text
         wait_for_deployments()
-        with Server(app) as url, httpx.Client(base_url=url, timeout=120, headers=auth(key)) as client:
-            yield client, root, REPO
-    finally:
-        os.chdir(cwd)
-        worker.terminate()
-        worker.wait(30)
+        training = client.post("/v1/trainings", json={"subject": subject.json()["id"],
+                                                       "settings": {"train.max_train_steps": 4}})
+        assert training.status_code == 201, training.text
+        yield client, root, api, worker, training.json()
+    for process in (api, worker):
+        if process.proc.poll() is None:
+            process.kill()
 
 
-def test_the_whole_journey(journey):
-    client, root, repo = journey
-    subject = client.post("/v1/subjects", data={"token": "sks", "class_noun": "toy", "kind": "object"},
-                          files=demo_files(repo))
-    assert subject.status_code == 201, subject.text
-    training = client.post("/v1/trainings", json={"subject": subject.json()["id"],
-                                                   "settings": {"train.max_train_steps": 4}})
-    assert training.status_code == 201, training.text
-    events = follow(client, training.json()["urls"]["events"])
+@pytest.fixture(scope="module")
+def model(deployment) -> str:
+    """The registered model of the deployment's training, once it has succeeded."""
+    client, root, _, _, training = deployment
+    done = wait_until(lambda: (j := client.get(training["urls"]["self"]).json())["status"] in
+                      ("succeeded", "failed", "canceled") and j, 600, "the training")
+    assert done["status"] == "succeeded", (done, (root / "worker.log").read_text()[-3000:])
+    return f"models:/{done['input']['subject']}@candidate"
+
+
+def _up(client) -> bool:
+    try:
+        return client.get("/health").status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def history_ids(root) -> list[str]:
+    from boothline.generation.history import read_history
+
+    rows = read_history(root / "data/service/users/1/data/history")
+    return rows.image_id.tolist()
+
+
+def started_images(client, job_id) -> int:
+    return client.get(f"/v1/generations/{job_id}").json()["progress"].get("images_done", 0)
+
+
+def test_the_whole_journey(deployment):
+    client, root, _, _, training = deployment
+    events = follow(client, training["urls"]["events"])
     final = events[-1]
-    assert final["status"] == "succeeded", (final, (root / "serve.log").read_text()[-3000:])
+    assert final["status"] == "succeeded", (final, (root / "worker.log").read_text()[-3000:])
     assert events[0]["status"] in ("queued", "running") and len(events) >= 2
     assert final["progress"]["step"] == 4 and final["progress"]["total"] == 4 and final["progress"]["losses"]
     registered = final["result"]["registered"]
     assert registered["version"] == 1 and "candidate" in registered["aliases"]
     assert final["result"]["metrics"]["latent_fidelity"] is not None
     models = client.get("/v1/models").json()["data"]
-    assert models[0]["name"] == subject.json()["id"] and models[0]["versions"][0]["version"] == 1
+    assert models[0]["name"] == training["input"]["subject"] and models[0]["versions"][0]["version"] == 1
     assert client.get("/v1/me").json()["credits"]["available"] == 30  # the training's 20
 
     generation = client.post("/v1/generations", json={
@@ -107,3 +193,27 @@ def test_the_whole_journey(journey):
     assert "metadata.csv" in archive.namelist() and len(archive.namelist()) == 3
     assert client.delete(f"/v1/images/{image_id}").status_code == 204
     assert image_id not in [r["image_id"] for r in client.get("/v1/history").json()["data"]]
+
+
+@pytest.mark.parametrize("killed", ["api", "worker"])
+def test_a_killed_process_loses_nothing_and_charges_once(deployment, model, killed):
+    client, root, api, worker, _ = deployment
+    before_ids = history_ids(root) if (root / "data/service/users/1/data/history").is_dir() else []
+    credits_before = client.get("/v1/me").json()["credits"]["available"]
+    prompts = [p.replace("beach", f"beach {killed}") for p in IMAGES["prompts"]]  # new images each time
+    job = client.post("/v1/generations", json={**IMAGES, "prompts": prompts, "model": model}).json()
+    assert job["credits_held"] == 8
+    wait_until(lambda: started_images(client, job["id"]) >= 1, 300, "a first image")
+    process = api if killed == "api" else worker
+    process.kill()
+    time.sleep(3)
+    process.start()
+    wait_until(lambda: _up(client), 60, "the API again")
+    final = wait_until(lambda: (j := client.get(f"/v1/generations/{job['id']}").json())["status"] in
+                       ("succeeded", "failed") and j, 600, "the job")
+    assert final["status"] == "succeeded", json.dumps(final)[:2000]
+    new_ids = history_ids(root)[len(before_ids):]
+    assert len(new_ids) == 8 == len(set(new_ids))  # each image exactly once
+    if killed == "worker":
+        assert final["attempt"] == 2  # the crashed run was submitted again
+    assert client.get("/v1/me").json()["credits"]["available"] == credits_before - 8

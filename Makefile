@@ -58,8 +58,11 @@ PREFECT_PORT ?= 4200
 serve: repo
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m boothline.service.launch --port $(PORT) --prefect-port $(PREFECT_PORT)
 
+# Two workers (pytest-xdist), each taking whole test files: much of the suite waits on subprocesses and
+# servers, so the second core has work. `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= 2
 test: install-test
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf data/validated data/priors data/checkpoints data/model data/train data/eval data/generations \

@@ -26,6 +26,16 @@ UNIT_TEST_MODEL = {"model": {"base": "builtin:tiny"}, "eval": {"clip_model": Non
                    "register": {"primary_metric": "latent_fidelity"}}
 
 
+# The longest modules (one `dvc repro` of the pipeline; the service's processes, its training and its faults)
+# go first: `make test` runs the suite on two workers, file by file, and neither should be left for the end.
+LONGEST_FIRST = ("test_dvc_pipeline.py", "test_journey.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
 def repo_params(overrides: dict | None = None, shipped: bool = False) -> dict:
     """params.yaml of the checkout as a dict: on the unit-test model unless `shipped`, then `overrides`."""
     data = yaml.safe_load((REPO / "params.yaml").read_text())

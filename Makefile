@@ -15,10 +15,9 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 # pipeline, test.txt for it plus the tests and the dask/ray extras, with the same versions. --no-deps: the
 # lock is the whole environment; hashes: what installs is byte for byte what was tested. torch is the
 # local +cpu wheel here (pip's find-links); pip's own configuration is what reaches the registry.
-# --no-compile: pip would byte-compile all 2 GB of it on one core; Python compiles what is imported, once.
 $(VENV)/.installed-%: pyproject.toml requirements/%.txt
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --no-compile --no-deps --require-hashes -r requirements/$*.txt
+	$(PY) -m pip install -q --no-deps --require-hashes -r requirements/$*.txt
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	$(PY) -m pip check
 	touch $@

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime, time, timedelta, timezone
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from boothline.errors import StageError
 from boothline.service.accounts import find_user
@@ -49,17 +49,30 @@ def _roll_day(user: User, now: datetime) -> None:
         user.daily_day, user.daily_used = today, 0
 
 
-def _balance(session, user: User, now: datetime) -> Balance:
+def _held(user_id):
+    return select(func.coalesce(func.sum(Hold.amount), 0)).where(Hold.user_id == user_id, Hold.charged.is_(None))
+
+
+# `/v1/me` is polled: its read is one statement, built once.
+BALANCE_READ = select(User.daily_credits, User.daily_used, User.daily_day, User.granted_credits,
+                      _held(User.id).scalar_subquery()).where(User.id == bindparam("user_id"))
+
+
+def _tally(daily_credits: int, daily_used: int, daily_day: str | None, granted: int, held: int,
+           now: datetime) -> Balance:
     today = now.astimezone(timezone.utc).date().isoformat()
-    daily_left = user.daily_credits - (user.daily_used if user.daily_day == today else 0)
-    held = session.scalar(select(func.coalesce(func.sum(Hold.amount), 0))
-                          .where(Hold.user_id == user.id, Hold.charged.is_(None)))
-    return Balance(daily_left + user.granted_credits - held, held, daily_left, user.granted_credits, next_reset(now))
+    daily_left = daily_credits - (daily_used if daily_day == today else 0)
+    return Balance(daily_left + granted - held, held, daily_left, granted, next_reset(now))
+
+
+def _balance(session, user: User, now: datetime) -> Balance:
+    held = session.scalar(_held(user.id))
+    return _tally(user.daily_credits, user.daily_used, user.daily_day, user.granted_credits, held, now)
 
 
 def balance(store: Store, user_id: int, now: datetime) -> Balance:
     with store.reading() as session:
-        return _balance(session, session.get(User, user_id), now)
+        return _tally(*session.execute(BALANCE_READ, {"user_id": user_id}).one(), now)
 
 
 def hold(store: Store, user_id: int, job_id: str, amount: int, now: datetime) -> Balance:

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from boothline.generation.history import COLUMNS, history_files, query, read_history
 from boothline.service.errors import not_found
@@ -75,6 +75,9 @@ class Listing:
         return sorted(query(self.frame, **filters).index)
 
 
+DELETIONS = select(func.count()).select_from(Deletion).where(Deletion.user_id == bindparam("user_id"))  # per page
+
+
 class Gallery:
     def __init__(self, state):
         self.state, self.index = state, HistoryIndex()
@@ -92,7 +95,7 @@ class Gallery:
         only ever grow, so their count says whether they changed)."""
         frame = self.index.frame(self.history_dir(user_id))
         with self.state.store.reading() as session:
-            deletions = session.scalar(select(func.count()).select_from(Deletion).where(Deletion.user_id == user_id))
+            deletions = session.scalar(DELETIONS, {"user_id": user_id})
         cached = self._listings.get(user_id)
         if cached is None or cached[0] is not frame or cached[1] != deletions:
             cached = (frame, deletions, Listing.of(frame, self.deleted(user_id) if deletions else set()))

@@ -51,10 +51,11 @@ def scripted(tmp_path_factory):
     (root / "params.yaml").write_text(yaml.safe_dump(repo_params({"service": {"max_queued_jobs": 2}})))
     backend = ScriptedBackend()
     app = create_app(load_params(root / "params.yaml"), Workspace(root), backend=backend, reconcile_every=3600)
-    create_user(app.state.service.store, "alice", 50)
+    # Granted credits, no daily allowance: the allowance resets at 00:00 UTC, which a run may cross.
+    create_user(app.state.service.store, "alice", 0)
     from boothline.service import credits as ledger
 
-    ledger.grant(app.state.service.store, "alice", 100)
+    ledger.grant(app.state.service.store, "alice", 150)
     key = create_key(app.state.service.store, "alice")[1]
     with Server(app) as url, httpx.Client(base_url=url, timeout=60, headers=auth(key)) as client:
         subject = client.post("/v1/subjects", data=FORM, files=demo_files(REPO)).json()["id"]
@@ -106,7 +107,8 @@ def test_a_submission_beyond_the_balance_is_402_with_the_balance(scripted):
     client, jobs, backend, subject = scripted
     from boothline.service import credits as ledger
 
-    ledger.grant(jobs.state.store, "alice", -1000)  # the daily allowance only: 50 - 20 spent = 30
+    ledger.grant(jobs.state.store, "alice", -1000)
+    ledger.grant(jobs.state.store, "alice", 30)  # enough for one training (20), not for two
     holding = client.post("/v1/trainings", json={"subject": subject}).json()
     refused = client.post("/v1/trainings", json={"subject": subject})
     assert refused.status_code == 402, refused.text

@@ -99,6 +99,7 @@ def deployment(prefect_server_process, tmp_path_factory, tiny_dir):
     from conftest import REPO, repo_params
 
     from boothline.service.accounts import create_key, create_user
+    from boothline.service.credits import grant
     from boothline.service.store import open_store
 
     root = tmp_path_factory.mktemp("service")
@@ -108,7 +109,9 @@ def deployment(prefect_server_process, tmp_path_factory, tiny_dir):
     shutil.copy(REPO / "prefect.yaml", root / "prefect.yaml")
     shutil.copytree(tiny_dir, root / "data/base/tiny")
     store = open_store(None, root / "data/service")
-    create_user(store, "alice", 50)
+    # Granted credits, no daily allowance: the allowance resets at 00:00 UTC, which a run may cross (one did).
+    create_user(store, "alice", 0)
+    grant(store, "alice", 50)
     key = create_key(store, "alice")[1]
     env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_API_URL": prefect_server_process}
     api = Process([sys.executable, "-m", "boothline.cli", "serve"], root, env, root / "api.log").start()

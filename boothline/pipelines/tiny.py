@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 # Bump when the architecture, seed or tokenizer changes, so saved copies are rebuilt.
-TINY_VERSION = "4"
+TINY_VERSION = "5"
 RESOLUTION = 64
 
 # CLIP's pre-tokenisation: special tokens, contractions, letter runs, single digits, other symbol runs.
@@ -99,6 +99,11 @@ def build_tiny_pipeline(out_dir: str | Path) -> Path:
             layers_per_block=1,
             cross_attention_dim=32,
             attention_head_dim=8,
+            # At 32x32 the latent attends to the text only: self-attention over its 1024 positions made a
+            # training step 2.7 times as slow (1.61 s against 0.60 s for 4 + 4 images on two CPU cores); the
+            # mid block (16x16) keeps both. With no attention at 32x32 the default training learnt nothing
+            # (latent fidelity 0.001 against 0.16).
+            only_cross_attention=(True, False),
             norm_num_groups=32,
         )
         torch.manual_seed(1)

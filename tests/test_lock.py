@@ -1,4 +1,4 @@
-"""The lock (requirements/*.txt, made by `make lock`) is what installs: its two files agree, it satisfies
+"""The lock (requirements/*.txt, made by `make lock`) is what installs: its files agree, it satisfies
 pyproject.toml, and the project's .venv holds exactly its versions (a stale .venv fails here)."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_LOCK, TEST_LOCK = REPO / "requirements/run.txt", REPO / "requirements/test.txt"
+INSTALLER_LOCK = REPO / "requirements/installer.txt"
 VENV = REPO / ".venv"
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)")
 
@@ -49,6 +50,12 @@ def test_the_run_lock_is_the_test_lock_without_the_extras():
     assert {name: pins(RUN_LOCK)[name] for name in run} == {name: pins(TEST_LOCK)[name] for name in run}
     assert all(run[name] == full[name] for name in run)
     assert {"pytest", "prefect-dask", "prefect-ray", "ray"} <= set(full) - set(run)
+
+
+def test_the_installer_pip_bootstraps_is_the_locks_uv():
+    installer, full = hashed_entries(INSTALLER_LOCK), hashed_entries(TEST_LOCK)
+    assert set(installer) == {"uv"} and installer["uv"] == full["uv"]
+    assert pins(INSTALLER_LOCK)["uv"] == pins(TEST_LOCK)["uv"] == pins(RUN_LOCK)["uv"]
 
 
 def test_the_lock_satisfies_pyproject():

@@ -67,11 +67,13 @@ PREFECT_PORT ?= 4200
 serve: repo
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m boothline.service.launch --port $(PORT) --prefect-port $(PREFECT_PORT)
 
-# Two workers (pytest-xdist), each taking whole test files: much of the suite waits on subprocesses and
-# servers, so the second core has work. `make test TEST_WORKERS=0` runs it in one process.
+# Two workers (pytest-xdist), each taking whole test files. One torch thread per process (OMP_NUM_THREADS):
+# two workers' processes of two threads each on two cores spin-wait on each other's cores; measured, two
+# tiny training steps side by side took 5.7 s each with 2 threads, 1.0 s with 1 (0.6 s alone with 2).
+# `make test TEST_WORKERS=0` runs it in one process.
 TEST_WORKERS ?= 2
 test: install-test
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf data/validated data/priors data/checkpoints data/model data/train data/eval data/generations \

@@ -105,8 +105,7 @@ def reconciling(jobs: Jobs, every: float):
                 except Exception:  # noqa: BLE001 - a failed round is logged; the next one tries again
                     log.exception("reconciling jobs failed")
                 stop.wait(every)
-            if close := getattr(jobs.backend, "close", None):
-                close()  # this thread's Prefect client
+            jobs.backend.close()  # this thread's Prefect client
 
         thread = threading.Thread(target=loop, name="boothline-jobs", daemon=True)
         thread.start()

@@ -51,6 +51,9 @@ class Backend(Protocol):
 
     def crash(self, flow_run_id: str, message: str) -> None: ...
 
+    def close(self) -> None:
+        """Release what the calling thread holds (the job table's thread calls it as it stops)."""
+
 
 def new_job_id() -> str:
     return "job_" + secrets.token_hex(8)

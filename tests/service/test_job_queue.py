@@ -37,6 +37,9 @@ class ScriptedBackend:
         self.canceled.append(run_id)
         self.runs[run_id] = RunState("canceled")
 
+    def close(self):
+        pass  # holds no clients
+
 
 @pytest.fixture(scope="module")
 def scripted(tmp_path_factory):

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from boothline.paths import Workspace
 from boothline.service.accounts import Account
 from boothline.service.auth import account_of
+from boothline.service.errors import not_found
 from boothline.service.store import TERMINAL, Job
 
 HIDDEN_INPUTS = ("parameters", "images", "reused", "batch_job")
@@ -92,6 +95,15 @@ def jobs_router(state, jobs) -> APIRouter:
         router.add_api_route(f"/{path}", listing, methods=["GET"])
         router.add_api_route(f"/{path}/{{job_id}}", one, methods=["GET"])
         router.add_api_route(f"/{path}/{{job_id}}/cancel", cancel, methods=["POST"])
+
+    @router.get("/trainings/{job_id}/grids/{name}")
+    def validation_grid(job_id: str, name: str, account: Account = Depends(account_of)):
+        """A validation grid the training wrote (its name as the job's progress lists it)."""
+        job = jobs.get(account.user_id, job_id, "training")
+        grids = Workspace(Path(job.workspace)).validation_dir
+        if name not in (job.progress or {}).get("validation_grids", []):
+            raise not_found("validation grid", name)
+        return FileResponse(grids / name, media_type="image/png")
 
     @router.get("/jobs/{job_id}/events")
     async def events(job_id: str, request: Request, account: Account = Depends(account_of)):

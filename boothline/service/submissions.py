@@ -81,7 +81,9 @@ def submit_generation(jobs: Jobs, user_id: int, model: str, prompts: list[str], 
 
     state = jobs.state
     webhook = check_webhook(state, webhook)
-    unknown = sorted(set(settings or {}) - GENERATION_KEYS)
+    # Keys of the generate section, bare or dotted as GET /v1/settings lists them ("generate.steps").
+    settings = {key.removeprefix("generate."): value for key, value in (settings or {}).items()}
+    unknown = sorted(set(settings) - GENERATION_KEYS)
     if unknown:
         raise ApiError(422, "invalid_settings", f"not a generation setting: {', '.join(unknown)} (allowed: "
                        f"{', '.join(sorted(GENERATION_KEYS))})", field=f"settings.{unknown[0]}")

@@ -175,3 +175,13 @@ def test_a_running_job_whose_heartbeat_stopped_is_submitted_again(scripted):
     jobs.reconcile()
     assert client.get(f"/v1/trainings/{job['id']}").json()["attempt"] == 3
     client.post(f"/v1/trainings/{job['id']}/cancel")
+
+
+def test_generation_settings_are_the_generate_sections_keys_bare_or_dotted(scripted):
+    client, jobs, backend, subject = scripted
+    request = {"model": "models:/nothing@champion", "prompts": ["{subject} on the beach"]}
+    refused = client.post("/v1/generations", json={**request, "settings": {"generate.bogus": 1}})
+    assert refused.status_code == 422 and refused.json()["field"] == "settings.bogus"
+    for settings in ({"steps": 2}, {"generate.steps": 2}):  # GET /v1/settings lists them dotted
+        answer = client.post("/v1/generations", json={**request, "settings": settings})
+        assert answer.json()["error"] != "invalid_settings", answer.text

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from fastapi import Depends, FastAPI, File, Form, Query, UploadFile
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import select
 
 from boothline.params import Params
@@ -38,6 +39,21 @@ from boothline.service.subjects import create_subject, subject_json, subject_wor
 from boothline.service.uploads import Upload
 
 log = logging.getLogger("boothline.service")
+
+STUDIO = Path(__file__).parent / "studio"
+# The studio page loads, fetches and shows nothing but this origin's files; the browser enforces it.
+STUDIO_POLICY = ("default-src 'self'; img-src 'self' blob:; connect-src 'self'; base-uri 'none'; "
+                 "form-action 'self'; frame-ancestors 'none'")
+
+
+class StudioFiles(StaticFiles):
+    """The web studio (`/`): plain HTML, CSS and JavaScript over this API, no key needed to fetch them."""
+
+    async def get_response(self, path: str, scope):
+        response = await super().get_response(path, scope)
+        response.headers["Content-Security-Policy"] = STUDIO_POLICY
+        response.headers["Cache-Control"] = "no-cache"  # a new release of the page is picked up at once
+        return response
 
 
 @dataclass
@@ -190,4 +206,5 @@ def create_app(params: Params, workspace: Workspace = Workspace(), clock=None, b
         return {"training": describe(params, params.service.training_settings),
                 "generation": describe(params, GENERATION_SETTINGS)}
 
+    app.mount("/", StudioFiles(directory=STUDIO, html=True), name="studio")  # last: every other path first
     return app

@@ -17,6 +17,18 @@ def test_health_needs_no_key_and_everything_else_does(client, service):
     assert client.get("/openapi.json").status_code == 200 and client.get("/docs").status_code == 200
 
 
+def test_the_studio_page_needs_no_key_and_stays_on_its_origin(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "<title>boothline studio</title>" in page.text
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")
+    script = client.get("/studio.js")
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    code = script.text.replace("http://www.w3.org/2000/svg", "")  # a namespace name, never fetched
+    assert "http://" not in code and "https://" not in code  # every URL it fetches is relative
+    missing = client.get("/v1/nothing-here")
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+
+
 def test_a_subject_with_a_corrupt_photo_is_refused_with_its_reason_and_leaves_nothing(client, service):
     url, keys, root, repo = service
     files = demo_files(repo, [("holiday/../../broken.png", b"\x89PNG\r\n\x1a\n not really")])

@@ -9,8 +9,10 @@ once the lease expires; the session's test harness is an ephemeral server, which
 - Faults: the API process killed while a generation runs and started again; separately, the worker killed
   and started again. Each time the job completes, the history has each image exactly once, and the credits
   are charged once.
+- The web studio in headless Chromium, as another user: the same journey through the page (studio_browser).
 
-One training serves both: the journey follows it as it runs, and the faults generate with its model.
+One training serves the journey and the faults: the journey follows it as it runs, and the faults generate
+with its model. The studio trains its own, through the page.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -170,6 +173,9 @@ def test_the_whole_journey(deployment):
     registered = final["result"]["registered"]
     assert registered["version"] == 1 and "candidate" in registered["aliases"]
     assert final["result"]["metrics"]["latent_fidelity"] is not None
+    grids = final["urls"]["validation_grids"]
+    assert len(grids) == 2 and all(client.get(g, headers={}).content[:4] == b"\x89PNG" for g in grids)
+    assert client.get(f"/v1/trainings/{training['id']}/grids/..%2Fsummary.json").status_code == 404
     models = client.get("/v1/models").json()["data"]
     assert models[0]["name"] == training["input"]["subject"] and models[0]["versions"][0]["version"] == 1
     assert client.get("/v1/me").json()["credits"]["available"] == 30  # the training's 20
@@ -220,3 +226,137 @@ def test_a_killed_process_loses_nothing_and_charges_once(deployment, model, kill
     if killed == "worker":
         assert final["attempt"] == 2  # the crashed run was submitted again
     assert client.get("/v1/me").json()["credits"]["available"] == credits_before - 8
+
+
+def test_the_studio_page_in_a_real_browser(deployment):
+    """The web studio at `/`, in headless Chromium against the same deployment: the whole journey a person
+    makes, with screenshots at 1280 and 390 px wide."""
+    from conftest import REPO
+    from PIL import Image
+    from playwright.sync_api import expect, sync_playwright
+    from studio_browser import chromium, launch, screenshot
+
+    from boothline.service.accounts import create_key, create_user
+    from boothline.service.credits import grant
+    from boothline.service.store import open_store
+
+    chromium()  # skips with how to install it
+    client, root, _, _, _ = deployment
+    store = open_store(None, root / "data/service")
+    create_user(store, "carol", 0)
+    grant(store, "carol", 50)
+    key = create_key(store, "carol")[1]
+    origin = str(client.base_url).rstrip("/")
+    demo = sorted((REPO / "data/subjects/demo").glob("*.png"))
+    second = 60_000  # Playwright counts milliseconds
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True).new_page()
+        requested = []
+        page.on("request", lambda request: requested.append(request.url))
+        page.goto(origin)
+        page.fill("#api-key", "bl_not-a-key")
+        page.click("#sign-in-form button")
+        expect(page.locator("#sign-in-error")).to_contain_text("not accepted")
+        page.fill("#api-key", key)
+        page.click("#sign-in-form button")
+        expect(page.locator("#user-name")).to_have_text("carol")
+        expect(page.locator("#credits")).to_contain_text("50 credits available")
+
+        # A subject: the demo photos and a corrupt one, whose reason shows beside it; removed, the rest saves.
+        page.set_input_files("#photo-input", [{"name": p.name, "mimeType": "image/png", "buffer": p.read_bytes()} for p in demo] + [
+            {"name": "broken.png", "mimeType": "image/png", "buffer": b"\x89PNG\r\n\x1a\n not really"}])
+        page.click("#subject-submit")
+        refused = page.locator(".photo", has_text="broken.png").locator(".status")
+        expect(refused).to_contain_text("refused: ")
+        expect(page.locator(".photo .status-accepted")).to_have_count(len(demo))
+        page.click("button[aria-label='Remove broken.png']")
+        page.click("#subject-submit")
+        expect(page.locator("#subject-list .card")).to_have_count(1)
+
+        # Training with a changed setting; reloaded while it runs, the page follows it again to the end.
+        page.click("#subject-list .card button:text('Train')")
+        page.click("#training-form summary")
+        page.fill("[name='train.max_train_steps']", "4")
+        page.click("#training-form button[type=submit]")
+        card = page.locator("#training-jobs .card").first
+        expect(card).to_have_attribute("data-status", re.compile("queued|running"))
+        page.reload()
+        page.click("[data-tab=training]")
+        expect(card).to_have_attribute("data-status", re.compile("queued|running"))  # re-attached, not over yet
+        expect(card).to_have_attribute("data-status", "succeeded", timeout=10 * second)
+        expect(card.locator(".step")).to_contain_text("step 4 of 4")
+        expect(card.locator(".loss-curve")).to_be_visible()
+        expect(card.locator("table.metrics")).to_contain_text("latent_fidelity")
+        expect(card.locator(".registered")).to_contain_text("version 1")
+        screenshot(page, "training-1280")
+
+        # Two styles, two seeds: the images appear in the job's card, then in the gallery.
+        page.click("[data-tab=generate]")
+        expect(page.locator("#gen-model option")).not_to_have_count(0)
+        for style in ("photographic", "anime", "watercolor"):
+            page.locator(f"#style-picker input[value='{style}']").set_checked(style != "photographic")
+        page.fill("#gen-seeds", "2")
+        page.click("#generate-form button[type=submit]")
+        job = page.locator("#generation-jobs .card").first
+        expect(job).to_have_attribute("data-status", "succeeded", timeout=5 * second)
+        expect(job.locator(".images img")).to_have_count(4)
+        expect(page.locator("#credits")).to_contain_text("26 credits available")  # 50 - 20 - 4
+        page.click("[data-tab=gallery]")
+        tiles = page.locator("#gallery li")
+        expect(tiles).to_have_count(4)
+        screenshot(page, "gallery-1280")
+
+        # An image large with every parameter; "use these settings" fills the form; the download has them.
+        tiles.first.locator("button.open").click()
+        parameters = page.locator("#viewer-parameters")
+        expect(parameters).to_contain_text("Seed: ")
+        screenshot(page, "image-1280")
+        shown = dict(zip(page.locator("#viewer-params dt").all_inner_texts(),
+                         page.locator("#viewer-params dd").all_inner_texts()))
+        with page.expect_download() as download:
+            page.click("#download-image")
+        with Image.open(download.value.path()) as png:
+            assert png.info["parameters"] == parameters.inner_text()
+        page.click("#use-settings")
+        expect(page.locator("#tab-generate")).to_be_visible()
+        assert page.input_value("#gen-prompt") == shown["prompt"]
+        assert page.input_value("#gen-seeds") == f"{shown['seed']},"
+        assert page.input_value("#gen-steps") == shown["steps"]
+        assert page.input_value("#gen-sampler") == shown["sampler"]
+        checked = page.locator("#style-picker input:checked")
+        expect(checked).to_have_count(1)
+        assert checked.get_attribute("value") == shown["style"]
+
+        # Filters, and a ZIP of a selection.
+        page.click("[data-tab=gallery]")
+        page.select_option("#gallery-filters [name=style]", "anime")
+        page.click("#gallery-filters button[type=submit]")
+        expect(tiles).to_have_count(2)
+        tiles.nth(0).locator(".pick-box").check()
+        tiles.nth(1).locator(".pick-box").check()
+        with page.expect_download() as download:
+            page.click("#download-zip")
+        assert len(zipfile.ZipFile(download.value.path()).namelist()) == 3  # two images and metadata.csv
+
+        page.click("#sign-out")
+        expect(page.locator("#sign-in")).to_be_visible()
+        assert page.evaluate("localStorage.getItem('boothline.key')") is None
+
+        # A phone: the same gallery 390 px wide, without horizontal scrolling, in the dark theme.
+        phone = browser.new_context(viewport={"width": 390, "height": 844}, color_scheme="dark").new_page()
+        phone.on("request", lambda request: requested.append(request.url))
+        phone.goto(origin)
+        phone.fill("#api-key", key)
+        phone.click("#sign-in-form button")
+        phone.click("[data-tab=gallery]")
+        expect(phone.locator("#gallery li")).to_have_count(4)
+        assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        screenshot(phone, "gallery-390")
+        phone.click("[data-tab=generate]")
+        assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        screenshot(phone, "generate-390")
+        browser.close()
+    assert requested and all(url.startswith((origin + "/", "blob:", "data:")) for url in requested), \
+        [url for url in requested if not url.startswith(origin)]

@@ -135,7 +135,7 @@ def test_lora_saves_only_the_adapter_which_reloads_onto_the_base(trainable, para
     assert card["kind"] == "lora" and card["base"] == "builtin:tiny" and card["step"] == 6
     assert card["weights"] == "pytorch_lora_weights.safetensors"
     adapter_bytes = (model / card["weights"]).stat().st_size
-    assert summary["lora_bytes"] == adapter_bytes < 100_000  # the tiny model's full UNet alone is ~3 MB
+    assert summary["lora_bytes"] == adapter_bytes < 200_000  # the tiny model's full UNet alone is ~4 MB
     print(f"LoRA adapter: {adapter_bytes} bytes, {summary['trainable_params']} trainable weights")
 
     reloaded = generate_latents(load_pipeline(str(model), scheduler="dpm++"), requests)

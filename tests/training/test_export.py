@@ -21,7 +21,7 @@ def test_full_model_round_trips_through_from_single_file(tiny, tiny_dir, tmp_pat
 
     state = full_model_state(tiny, "fp32")
     for key in ("model.diffusion_model.input_blocks.0.0.weight", "model.diffusion_model.out.2.bias",
-                "model.diffusion_model.output_blocks.1.1.conv.weight",  # upsampler of an up block without attention
+                "model.diffusion_model.output_blocks.1.2.conv.weight",  # upsampler after a block's attention
                 "first_stage_model.decoder.up.0.block.0.conv1.weight", "first_stage_model.encoder.mid.attn_1.q.weight",
                 "cond_stage_model.transformer.text_model.final_layer_norm.weight"):
         assert key in state, key

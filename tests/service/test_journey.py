@@ -319,6 +319,8 @@ def test_the_studio_page_in_a_real_browser(deployment):
             page.click("#download-image")
         with Image.open(download.value.path()) as png:
             assert png.info["parameters"] == parameters.inner_text()
+        page.click("#regenerate")
+        expect(page.locator("#viewer-message")).to_contain_text("identical, bit for bit")
         page.click("#use-settings")
         expect(page.locator("#tab-generate")).to_be_visible()
         assert page.input_value("#gen-prompt") == shown["prompt"]
@@ -340,6 +342,13 @@ def test_the_studio_page_in_a_real_browser(deployment):
             page.click("#download-zip")
         assert len(zipfile.ZipFile(download.value.path()).namelist()) == 3  # two images and metadata.csv
 
+        tiles.nth(1).locator("button.open").click()  # delete one
+        page.click("#delete-image")
+        expect(tiles).to_have_count(1)
+        theme = page.evaluate("document.documentElement.dataset.theme || ''")
+        page.click("#theme-toggle")
+        assert page.evaluate("document.documentElement.dataset.theme") == ("light" if theme == "dark" else "dark")
+
         page.click("#sign-out")
         expect(page.locator("#sign-in")).to_be_visible()
         assert page.evaluate("localStorage.getItem('boothline.key')") is None
@@ -351,7 +360,7 @@ def test_the_studio_page_in_a_real_browser(deployment):
         phone.fill("#api-key", key)
         phone.click("#sign-in-form button")
         phone.click("[data-tab=gallery]")
-        expect(phone.locator("#gallery li")).to_have_count(4)
+        expect(phone.locator("#gallery li")).to_have_count(3)  # one deleted
         assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         screenshot(phone, "gallery-390")
         phone.click("[data-tab=generate]")

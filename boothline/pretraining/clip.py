@@ -6,7 +6,9 @@ so every word of the grammar, the style registry and the evaluation prompts is a
 
 Batches are built from groups of `GROUP` scenes that share context and style: in a random batch the
 backdrop and the style alone tell captions apart (a first run reached 95% on contexts and 27% on classes),
-while within a group only the object (class, colour, property, accessory) can.
+while within a group only the object (class, colour, property, accessory) can. Beside the contrastive loss,
+linear heads on the image embedding classify the renderer's labels (class, main colour, context, style;
+boothline.pretraining.labels), weighted `label_weight`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 
 from boothline.pretraining.arrays import load_dataset, pixels
+from boothline.pretraining.labels import LabelHeads, WithHeads, label_codes
 from boothline.pretraining.loop import Trainer, save_atomically
 from boothline.pretraining.settings import Clip
 from boothline.world import vocabulary as v
@@ -26,6 +29,7 @@ from boothline.world.captions import apply_template, registry_entries
 
 log = logging.getLogger(__name__)
 GROUP = 8  # scenes per (context, style) group in a batch
+LABELS = ("noun", "main", "context", "style")
 
 
 def world_corpus(styles: dict[str, dict]) -> str:
@@ -73,17 +77,20 @@ def train_clip(settings: Clip, scenes_dir: Path, work_dir: Path, out_dir: Path,
     groups = [indices for _, indices in sorted(items.groupby(["context", items["style"].fillna("")]).indices.items())
               if len(indices) >= 2] or [np.arange(len(captions))]  # (a toy-sized dataset: whatever it has)
 
+    both = WithHeads(model, LabelHeads(settings.projection, label_codes(items, LABELS)))
+
     def loss(step: int, generator: torch.Generator) -> torch.Tensor:
         chosen = torch.randperm(len(groups), generator=generator)[: settings.batch_size // GROUP]
         batch = np.sort(np.concatenate([groups[g][torch.randperm(len(groups[g]), generator=generator)[:GROUP].numpy()]
                                         for g in chosen.tolist()]))
         tokens = tokenizer([captions[i] for i in batch], padding=True, truncation=True, return_tensors="pt")
-        return model(**tokens, pixel_values=pixels(images[batch]), return_loss=True).loss
+        out = model(**tokens, pixel_values=pixels(images[batch]), return_loss=True)
+        return out.loss + settings.label_weight * both.heads.loss(out.image_embeds, batch)
 
     data_hash = hashlib.sha256((scenes_dir / "items.parquet").read_bytes()).hexdigest()[:16]
-    trainer = Trainer(model, work_dir, steps=settings.steps, lr=settings.learning_rate, seed=settings.seed,
-                      fingerprint=f"{settings.model_dump_json()} data={data_hash} group={GROUP}")
-    trained = trainer.run(loss)
+    trainer = Trainer(both, work_dir, steps=settings.steps, lr=settings.learning_rate, seed=settings.seed,
+                      fingerprint=f"{settings.model_dump_json()} data={data_hash} group={GROUP} labels={LABELS}")
+    trained = trainer.run(loss).encoder
     processor = processor_for(tokenizer)
 
     def save(tmp: Path) -> None:

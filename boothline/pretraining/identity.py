@@ -5,18 +5,25 @@ Training: each step takes `designs_per_batch` designs of the identity dataset an
 rendered views; the loss is InfoNCE (NT-Xent, SimCLR's) over the 2B unit-length CLS embeddings, with the
 other view of the same design as the one positive and the 2B - 2 views of other designs as negatives. No
 projection head: the embedding the evaluation reads (the CLS token, as with DINO) is the one trained.
+Beside it, linear heads on the same embedding classify the design's attributes (class, shape variant, main,
+part and accent colour, pattern, emblem; boothline.pretraining.labels), weighted `label_weight`: what makes
+one design another is then what the embedding separates first.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from boothline.pretraining.arrays import load_dataset, pixels
+from boothline.pretraining.labels import LabelHeads, WithHeads, label_codes
 from boothline.pretraining.loop import Trainer, save_atomically
 from boothline.pretraining.settings import Identity
+
+LABELS = ("noun", "variant", "main", "part", "accent", "pattern", "emblem")
 
 
 def build_identity(settings: Identity):
@@ -53,17 +60,20 @@ def train_identity(settings: Identity, views_dir: Path, work_dir: Path, out_dir:
     images, items = load_dataset(views_dir)
     views = int(items["view"].max()) + 1
     designs = len(items) // views
+    both = WithHeads(model, LabelHeads(settings.hidden, label_codes(items, LABELS)))
 
     def loss(step: int, generator: torch.Generator) -> torch.Tensor:
         chosen = torch.randperm(designs, generator=generator)[: settings.designs_per_batch]
         pair = torch.stack([torch.randperm(views, generator=generator)[:2] for _ in chosen])
         first = (chosen * views + pair[:, 0]).numpy()
         second = (chosen * views + pair[:, 1]).numpy()
-        return info_nce(embed(model, pixels(images[first])), embed(model, pixels(images[second])), settings.temperature)
+        a, b = embed(model, pixels(images[first])), embed(model, pixels(images[second]))
+        labelled = both.heads.loss(torch.cat([a, b]), torch.from_numpy(np.concatenate([first, second])))
+        return info_nce(a, b, settings.temperature) + settings.label_weight * labelled
 
-    trainer = Trainer(model, work_dir, steps=settings.steps, lr=settings.learning_rate, seed=settings.seed,
-                      fingerprint=settings.model_dump_json())
-    trained = trainer.run(loss)
+    trainer = Trainer(both, work_dir, steps=settings.steps, lr=settings.learning_rate, seed=settings.seed,
+                      fingerprint=f"{settings.model_dump_json()} labels={LABELS}")
+    trained = trainer.run(loss).encoder
     processor = identity_processor()
 
     def save(tmp: Path) -> None:

@@ -37,11 +37,10 @@ class Trainer:
 
     def __init__(self, model: torch.nn.Module, work_dir: Path, *, steps: int, lr: float, seed: int,
                  warmup: int = 100, weight_decay: float = 0.01, ema_decay: float | None = None,
-                 checkpoint_every: int = 500, extra_parameters: list[torch.nn.Parameter] = (),
-                 fingerprint: str = ""):
+                 checkpoint_every: int = 500, fingerprint: str = ""):
         self.model, self.work_dir, self.steps = model, work_dir, steps
         self.lr, self.seed, self.warmup = lr, seed, warmup
-        self.parameters = [p for p in model.parameters() if p.requires_grad] + list(extra_parameters)
+        self.parameters = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.parameters, lr=lr, weight_decay=weight_decay)
         self.ema = copy.deepcopy(model).requires_grad_(False) if ema_decay else None
         self.ema_decay = ema_decay

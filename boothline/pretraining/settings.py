@@ -36,6 +36,7 @@ class Clip(Section):
     heads: int = Field(4, ge=1)
     patch: int = Field(8, ge=2)
     projection: int = Field(128, ge=8)
+    label_weight: float = Field(1.0, ge=0)  # the renderer's labels, classified from the image embedding
 
 
 class Vae(Section):
@@ -59,6 +60,7 @@ class Identity(Section):
     layers: int = Field(4, ge=1)
     heads: int = Field(4, ge=1)
     patch: int = Field(8, ge=2)
+    label_weight: float = Field(1.0, ge=0)  # the design's attributes, classified from the CLS embedding
 
 
 class Unet(Section):

@@ -1,0 +1,36 @@
+"""The auxiliary label heads: codes from the renderer's labels, a loss that trains them, checkpoints that carry them."""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from boothline.pretraining.labels import LabelHeads, WithHeads, label_codes
+from boothline.pretraining.loop import Trainer
+
+ITEMS = pd.DataFrame({"noun": ["toy", "dog", "toy", "cat"], "main": ["red", "red", "blue", "teal"],
+                      "style": [None, "film-noir", "watercolor", None]})
+
+
+def test_codes_give_missing_values_and_hidden_colours_their_own_class():
+    codes = label_codes(ITEMS, ("noun", "main", "style"))
+    nouns, n_nouns = codes["noun"]
+    assert n_nouns == 3 and nouns[0] == nouns[2] != nouns[1]
+    mains, n_mains = codes["main"]
+    assert n_mains == 4  # blue, hidden (film-noir shows no colour), red, teal
+    assert mains[0] != mains[1]  # the same red, but under film-noir it cannot be seen
+    styles, n_styles = codes["style"]
+    assert n_styles == 3 and styles[0] == styles[3]  # "none" twice
+
+
+def test_the_heads_learn_the_labels_and_resume_with_the_encoder(tmp_path):
+    torch.manual_seed(0)
+    features = torch.randn(4, 8)
+    model = WithHeads(torch.nn.Linear(8, 8), LabelHeads(8, label_codes(ITEMS, ("noun", "main"))))
+    rows = torch.arange(4)
+    before = model.heads.loss(model.encoder(features), rows).item()
+    trainer = Trainer(model, tmp_path, steps=40, lr=3e-2, seed=0, warmup=1, checkpoint_every=40)
+    trainer.run(lambda step, generator: model.heads.loss(model.encoder(features), rows))
+    assert model.heads.loss(model.encoder(features), rows).item() < 0.2 * before
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["model"]
+    assert any(key.startswith("heads.heads.main") for key in saved) and "encoder.weight" in saved

@@ -5,9 +5,9 @@ Training: each step takes `designs_per_batch` designs of the identity dataset an
 rendered views; the loss is InfoNCE (NT-Xent, SimCLR's) over the 2B unit-length CLS embeddings, with the
 other view of the same design as the one positive and the 2B - 2 views of other designs as negatives. No
 projection head: the embedding the evaluation reads (the CLS token, as with DINO) is the one trained.
-Beside it, linear heads on the same embedding classify the design's attributes (class, shape variant, main,
-part and accent colour, pattern, emblem; boothline.pretraining.labels), weighted `label_weight`: what makes
-one design another is then what the embedding separates first.
+Beside it, linear heads on the same CLS token (before normalising) classify the design's attributes (class,
+shape variant, main, part and accent colour, pattern, emblem; boothline.pretraining.labels), weighted
+`label_weight`: what makes one design another is then what the embedding separates first.
 """
 
 from __future__ import annotations
@@ -42,8 +42,12 @@ def identity_processor():
     return ViTImageProcessor(size={"height": 64, "width": 64}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
 
 
+def cls_token(model, x: torch.Tensor) -> torch.Tensor:
+    return model(pixel_values=x).last_hidden_state[:, 0]
+
+
 def embed(model, x: torch.Tensor) -> torch.Tensor:
-    return F.normalize(model(pixel_values=x).last_hidden_state[:, 0], dim=-1)
+    return F.normalize(cls_token(model, x), dim=-1)
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -67,8 +71,11 @@ def train_identity(settings: Identity, views_dir: Path, work_dir: Path, out_dir:
         pair = torch.stack([torch.randperm(views, generator=generator)[:2] for _ in chosen])
         first = (chosen * views + pair[:, 0]).numpy()
         second = (chosen * views + pair[:, 1]).numpy()
-        a, b = embed(model, pixels(images[first])), embed(model, pixels(images[second]))
-        labelled = both.heads.loss(torch.cat([a, b]), torch.from_numpy(np.concatenate([first, second])))
+        tokens = cls_token(model, pixels(np.concatenate([images[first], images[second]])))
+        # The heads read the CLS token before normalising: on unit vectors their logits start near zero and
+        # hardly move the encoder (a CLIP run with heads on its unit embeddings left class at chance).
+        labelled = both.heads.loss(tokens, torch.from_numpy(np.concatenate([first, second])))
+        a, b = F.normalize(tokens, dim=-1).chunk(2)
         return info_nce(a, b, settings.temperature) + settings.label_weight * labelled
 
     trainer = Trainer(both, work_dir, steps=settings.steps, lr=settings.learning_rate, seed=settings.seed,

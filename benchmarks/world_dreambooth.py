@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 from pathlib import Path
 
 import torch
+
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # stdout is the JSON
 
 
 def main() -> None:
@@ -48,7 +51,7 @@ def main() -> None:
     seeds = [params.eval.seed + k for k in range(args.seeds)]
     class_seeds = [10_000 + k for k in range(args.class_seeds)]
     results = {"device": platform.processor() or platform.machine(), "torch": torch.__version__,
-               "base": base_model_id(params.model), "prompts": len(prompts), "seeds": args.seeds, "steps": steps,
+               "base_model": base_model_id(params.model), "prompts": len(prompts), "seeds": args.seeds, "steps": steps,
                "guidance": params.eval.guidance}
     for label, source in (("trained", str(workspace.model_dir)), ("base", params.model.base)):
         pipe = load_pipeline(source, model=params.model, scheduler=params.model.scheduler)

@@ -22,8 +22,8 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 REPO = Path(__file__).resolve().parents[1]
 # Unit tests run on the tiny random model (fast, and what they were sized for); the end-to-end `dvc repro`
 # test and the world tests use params.yaml as shipped (builtin:world and its encoders).
-UNIT_TEST_MODEL = {"model": {"base": "builtin:tiny"}, "eval": {"clip_model": None, "dino_model": None},
-                   "register": {"primary_metric": "latent_fidelity"}}
+UNIT_TEST_MODEL = {"model": {"base": "builtin:tiny"}, "train": {"learning_rate": 1e-3},
+                   "eval": {"clip_model": None, "dino_model": None}, "register": {"primary_metric": "latent_fidelity"}}
 
 
 # The longest modules (one `dvc repro` of the pipeline; the service's processes, its training and its faults)

@@ -14,7 +14,9 @@ def shipped() -> dict:
 
 def test_shipped_params_are_valid():
     p = load_params(REPO / "params.yaml")
-    assert p.model.base == "builtin:tiny"
+    assert p.model.base == "builtin:world"
+    assert (p.eval.clip_model, p.eval.dino_model) == ("builtin:world-clip", "builtin:world-identity")
+    assert p.register.primary_metric == "dino"
     assert p.instance_prompt == "a photo of sks toy"
     assert p.class_prompt == "a photo of a toy"
     assert p.fill("{subject} on a beach") == "sks toy on a beach"

@@ -16,11 +16,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from boothline.errors import StageError
 from boothline.training import loop
 from boothline.training.checkpoints import TEST_KILL_ENV
-from conftest import REPO, run_module
+from conftest import REPO, repo_params, run_module
 
 SHORT = {"validate_every": 0, "batch_size": 1}  # fast runs for the mechanics; the default config learns
 
@@ -32,7 +33,7 @@ def prepared(tmp_path_factory, tiny_dir) -> Path:
     from stages import priors, validate
 
     root = tmp_path_factory.mktemp("prepared")
-    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    (root / "params.yaml").write_text(yaml.safe_dump(repo_params(), sort_keys=False))
     shutil.copytree(REPO / "data/subjects/demo", root / "data/subjects/demo")
     shutil.copytree(tiny_dir, root / "data/base/tiny")
     with contextlib.chdir(root):

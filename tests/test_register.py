@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -21,6 +20,7 @@ import yaml
 from boothline.entry import run_stage
 from boothline.evaluation.scoring import metric_block
 from boothline.pipelines.loading import read_model_card
+from conftest import free_port
 from stages import register
 from test_evaluate import TINY_ID, FAST_TRAIN, install_trained_model, train_project, trained_full  # noqa: F401
 
@@ -199,12 +199,6 @@ def test_a_fresh_process_loads_registered_full_and_lora_models_and_generates(pro
         assert difference <= 2  # prompt i uses seed + i: the DataFrame call redraws the second image (batch 1 vs 2)
     assert not (elsewhere / "data").exists()  # nothing built in the caller's directory
     assert (tmp_path / "boothline/tiny/model_index.json").is_file()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get_json(url: str) -> dict:

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ import yaml
 from boothline.errors import StageError
 from boothline.training import loop
 from boothline.training.checkpoints import TEST_KILL_ENV
-from conftest import REPO, repo_params, run_module
+from conftest import REPO, free_port, repo_params, run_module
 
 SHORT = {"validate_every": 0, "batch_size": 1}  # fast runs for the mechanics; the default config learns
 
@@ -145,12 +144,6 @@ def test_lora_saves_only_the_adapter_which_reloads_onto_the_base(trainable, para
     assert not torch.allclose(generate_latents(base, requests), trained["latents"], atol=1e-3)
     base.load_lora_weights(str(model), weight_name=card["single_file"])  # the kohya export, stored in fp16
     torch.testing.assert_close(generate_latents(base, requests), trained["latents"], atol=2e-2, rtol=2e-2)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("options", [

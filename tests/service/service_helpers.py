@@ -3,7 +3,6 @@ and their keys, auth headers, and the demo photos as multipart files. Test modul
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ import httpx
 import pytest
 import uvicorn
 import yaml
+from conftest import free_port
 
 # Service params for tests that run real trainings: the tiny model at toy sizes.
 FAST = {"priors": {"num_images": 2, "steps": 2, "batch_size": 2},
@@ -36,12 +36,6 @@ def wait_for_deployments(timeout: float = 120) -> None:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

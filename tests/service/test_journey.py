@@ -298,6 +298,7 @@ def test_the_studio_page_in_a_real_browser(deployment):
         for style in ("photographic", "anime", "watercolor"):
             page.locator(f"#style-picker input[value='{style}']").set_checked(style != "photographic")
         page.fill("#gen-seeds", "2")
+        page.fill("#gen-negative", "blurry, extra legs")
         page.click("#generate-form button[type=submit]")
         job = page.locator("#generation-jobs .card").first
         expect(job).to_have_attribute("data-status", "succeeded", timeout=5 * second)
@@ -308,7 +309,8 @@ def test_the_studio_page_in_a_real_browser(deployment):
         expect(tiles).to_have_count(4)
         screenshot(page, "gallery-1280")
 
-        # An image large with every parameter; "use these settings" fills the form; the download has them.
+        # An image large with every parameter; "use these settings" fills the form, the negative prompt
+        # included; the download has them.
         tiles.first.locator("button.open").click()
         parameters = page.locator("#viewer-parameters")
         expect(parameters).to_contain_text("Seed: ")
@@ -321,8 +323,10 @@ def test_the_studio_page_in_a_real_browser(deployment):
             assert png.info["parameters"] == parameters.inner_text()
         page.click("#regenerate")
         expect(page.locator("#viewer-message")).to_contain_text("identical, bit for bit")
+        page.eval_on_selector("#gen-negative", "field => { field.value = '' }")
         page.click("#use-settings")
         expect(page.locator("#tab-generate")).to_be_visible()
+        assert page.input_value("#gen-negative") == "blurry, extra legs"  # without the style's own phrases
         assert page.input_value("#gen-prompt") == shown["prompt"]
         assert page.input_value("#gen-seeds") == f"{shown['seed']},"
         assert page.input_value("#gen-steps") == shown["steps"]

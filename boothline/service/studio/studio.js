@@ -50,8 +50,9 @@ function explain(error) {
   if (status === 429) return `Too many requests: wait ${retryAfter || "a few"} s and try again.`;
   if (status === 413) return `Too large: ${body.detail}`;
   if (status === 401) return "That key is not accepted.";
-  const field = body.field ? `${body.field}: ` : "";
-  return body.detail && body.detail.startsWith(body.field || "\0") ? body.detail : `${field}${body.detail}`;
+  const detail = body.detail || "";
+  // a detail may already begin with the field it is about; name the field only where it does not
+  return !body.field || detail.startsWith(body.field) ? detail : `${body.field}: ${detail}`;
 }
 
 function show(element, text) {
@@ -603,6 +604,15 @@ async function openViewer(record) {
   }
 }
 
+// The log holds the final negative prompt: the style's phrases, then the form's that the style lacked
+// (generation.prompts.merge_phrases). Without the style's, it is a form value that renders the same image again.
+function formNegative(record) {
+  const tidy = (phrase) => phrase.trim().split(/\s+/).join(" ");
+  const style = studio.styles.find((s) => s.name === record.style);
+  const own = new Set((style ? style.negative : "").split(",").map((p) => tidy(p).toLowerCase()));
+  return record.negative_prompt.split(",").map(tidy).filter((p) => p && !own.has(p.toLowerCase())).join(", ");
+}
+
 function useSettings() {
   const r = viewing;
   $("#gen-prompt").value = r.prompt;
@@ -611,7 +621,7 @@ function useSettings() {
   $("#gen-guidance").value = r.guidance;
   $("#gen-sampler").value = r.scheduler;
   describeSampler();
-  // The log holds the final negative prompt (the style's own words added): the form's stays as it is.
+  $("#gen-negative").value = formNegative(r);
   for (const box of document.querySelectorAll('#style-picker input[name="style"]')) box.checked = box.value === r.style;
   const model = $("#gen-model");
   if (![...model.options].some((o) => o.value === r.model_uri)) {

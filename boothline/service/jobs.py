@@ -12,6 +12,7 @@ table and the flow runs outlive it.
 from __future__ import annotations
 
 import secrets
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -122,13 +123,15 @@ class Jobs:
             raise not_found(kind or "job", job_id)
         return job
 
-    def queue_position(self, job: Job) -> int | None:
-        if job.status != "queued":
-            return None
+    def queue_positions(self, jobs: list[Job]) -> dict[str, int]:
+        """Each queued job's place in the line (1: next), the active jobs created before it ahead of it; one
+        query however many jobs a listing shows."""
+        queued = [job for job in jobs if job.status == "queued"]
+        if not queued:
+            return {}
         with self.state.store.reading() as session:
-            ahead = session.scalar(select(func.count()).select_from(Job).where(
-                Job.status.in_(ACTIVE), Job.created_at < job.created_at))
-        return int(ahead) + 1
+            line = sorted(session.scalars(select(Job.created_at).where(Job.status.in_(ACTIVE))))
+        return {job.id: bisect_left(line, job.created_at) + 1 for job in queued}
 
     # changing --------------------------------------------------------------------------------------------
     def cancel(self, user_id: int, job_id: str, kind: str | None = None) -> Job:

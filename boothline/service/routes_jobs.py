@@ -43,7 +43,10 @@ class GenerationRequest(BaseModel):
     webhook: str | None = None
 
 
-def job_json(state, jobs, job: Job) -> dict:
+def job_json(state, jobs, job: Job, queue_positions: dict[str, int] | None = None) -> dict:
+    """The job object; `queue_positions` (Jobs.queue_positions) where a listing has them for all its jobs."""
+    if queue_positions is None:
+        queue_positions = jobs.queue_positions([job])
     sign = state.signer.sign
     kind = "trainings" if job.kind == "training" else "generations"
     progress = dict(job.progress or {})
@@ -59,7 +62,7 @@ def job_json(state, jobs, job: Job) -> dict:
             "started_at": job.started_at.isoformat() if job.started_at else None,
             "finished_at": job.finished_at.isoformat() if job.finished_at else None,
             "input": {k: v for k, v in job.input.items() if k not in HIDDEN_INPUTS},
-            "queue_position": jobs.queue_position(job), "progress": progress, "result": job.result,
+            "queue_position": queue_positions.get(job.id), "progress": progress, "result": job.result,
             "error": job.error, "credits_held": job.credits_held, "attempt": job.attempt, "urls": urls}
 
 
@@ -84,7 +87,8 @@ def jobs_router(state, jobs) -> APIRouter:
                           account: Account = Depends(account_of), kind=kind) -> dict:
             with state.store.reading() as session:
                 rows, next_cursor = page(session, Job, account.user_id, cursor, limit, kind=kind)
-            return {"data": [job_json(state, jobs, j) for j in rows], "next_cursor": next_cursor}
+            positions = jobs.queue_positions(rows)
+            return {"data": [job_json(state, jobs, j, positions) for j in rows], "next_cursor": next_cursor}
 
         async def one(job_id: str, account: Account = Depends(account_of), kind=kind) -> dict:  # see account_of
             return job_json(state, jobs, jobs.get(account.user_id, job_id, kind))

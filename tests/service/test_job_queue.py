@@ -106,6 +106,16 @@ def test_a_crashed_run_is_submitted_again_and_a_canceled_job_returns_its_hold(sc
     assert client.post(f"/v1/trainings/{job['id']}/cancel").status_code == 409
 
 
+def test_a_listing_gives_each_queued_job_its_place_in_the_line(scripted):
+    client, jobs, backend, subject = scripted
+    first, second = (client.post("/v1/trainings", json={"subject": subject}).json() for _ in range(2))
+    listed = {job["id"]: job["queue_position"] for job in client.get("/v1/trainings").json()["data"]}
+    assert listed[second["id"]] == listed[first["id"]] + 1 == second["queue_position"]
+    assert listed[first["id"]] == client.get(f"/v1/trainings/{first['id']}").json()["queue_position"]
+    for job in (first, second):
+        assert client.post(f"/v1/trainings/{job['id']}/cancel").json()["queue_position"] is None
+
+
 def test_a_submission_beyond_the_balance_is_402_with_the_balance(scripted):
     client, jobs, backend, subject = scripted
     from boothline.service import credits as ledger

@@ -77,3 +77,29 @@ def test_the_evaluation_reports_every_factor(pretrained):
     assert 0 <= metrics["identity_retrieval_heldout"]["top1"] <= 1
     assert metrics["vae_psnr_heldout"] > 0
     assert (pretrained.data_dir / "eval" / "base-grid.png").is_file()
+
+
+@pytest.mark.parametrize("script, args", [
+    ("world_class_probe.py", ["--arch", "cnn", "--base-model", "{out}/world", "--params", "{params}"]),
+    ("world_class_probe.py", ["--arch", "vit"]),
+    ("world_clip_refine.py", ["--clip", "{out}/world-clip"]),
+], ids=["cnn-and-base-model", "vit", "clip-refine"])
+def test_the_world_experiments_run_on_the_rendered_datasets(pretrained, script, args):
+    """WORLD.md's "Where class is lost" figures come from these scripts: at toy size they run end to end."""
+    import subprocess
+    import sys
+
+    fill = {"out": pretrained.out_dir, "params": pretrained.data_dir.parent / "params.yaml"}
+    command = [sys.executable, f"benchmarks/{script}", "--datasets", str(pretrained.data_dir / "datasets"),
+               "--steps", "2", "--batch-size", "16", *(a.format(**fill) for a in args)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    if script == "world_clip_refine.py":
+        assert set(report["after"]) == set(report["caption_similarity"]) == {"noun", "colour", "context", "style"}
+    else:
+        assert 0 <= report["curve"][-1]["heldout"] <= 1 and report["steps"] == 2
+    if "--base-model" in args:
+        judged = report["base_model_class"]
+        assert judged["images"] == 4 and sum(judged["predicted"].values()) == 4  # evaluate: 2 prompts x 2 seeds
+        assert 0 <= judged["heldout_through_vae"] <= 1

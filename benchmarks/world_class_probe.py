@@ -58,6 +58,16 @@ class VisionTowerClassifier(torch.nn.Module):
         return self.head(self.tower(pixel_values=x).pooler_output)
 
 
+def augmented(x: torch.Tensor, generator: torch.Generator, shift: int = 8) -> torch.Tensor:
+    """Each image flipped left-right or not and moved by up to `shift` px (edges repeated): class stays."""
+    flip = torch.rand(len(x), generator=generator) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    padded = F.pad(x, (shift,) * 4, mode="replicate")
+    dx, dy = torch.randint(2 * shift + 1, (2, len(x)), generator=generator)
+    size = x.shape[-1]
+    return torch.stack([p[:, y:y + size, x_:x_ + size] for p, x_, y in zip(padded, dx.tolist(), dy.tolist())])
+
+
 def main() -> None:
     from boothline.pretraining.arrays import load_dataset, pixels
     from boothline.world.vocabulary import CLASSES
@@ -71,6 +81,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--score-every", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--augment", action="store_true", help="random flips and shifts of up to 8 px")
     parser.add_argument("--base-model", help="a world pipeline directory, e.g. pretrained/world")
     parser.add_argument("--params", default="pretrain/params.yaml", help="its evaluate section sets the prompts")
     args = parser.parse_args()
@@ -109,7 +120,8 @@ def main() -> None:
     for step in range(1, args.steps + 1):
         started = time.perf_counter()
         batch = torch.sort(torch.randint(len(images), (args.batch_size,), generator=generator)).values
-        loss = F.cross_entropy(model(pixels(images[batch.numpy()])), labels[batch])
+        x = pixels(images[batch.numpy()])
+        loss = F.cross_entropy(model(augmented(x, generator) if args.augment else x), labels[batch])
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -120,7 +132,7 @@ def main() -> None:
             print(json.dumps(curve[-1]), file=sys.stderr, flush=True)
     judged = judge_base_model(Path(args.base_model), Path(args.params), lambda x: predictions(x, torch.arange(len(x))),
                               classes, heldout_images, heldout_labels.numpy()) if args.base_model else None
-    print(json.dumps({"arch": args.arch, "patch": args.patch if args.arch == "vit" else None, "classes": classes,
+    print(json.dumps({"arch": args.arch, "augment": args.augment, "patch": args.patch if args.arch == "vit" else None, "classes": classes,
                       "base_model_class": judged, "parameters": sum(p.numel() for p in model.parameters()),
                       "steps": args.steps,
                       "batch_size": args.batch_size, "learning_rate": args.learning_rate, "curve": curve,

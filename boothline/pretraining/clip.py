@@ -7,8 +7,13 @@ so every word of the grammar, the style registry and the evaluation prompts is a
 Batches are built from groups of `GROUP` scenes that share context and style: in a random batch the
 backdrop and the style alone tell captions apart (a first run reached 95% on contexts and 27% on classes),
 while within a group only the object (class, colour, property, accessory) can. Beside the contrastive loss,
-linear heads on the image embedding classify the renderer's labels (class, main colour, context, style;
-boothline.pretraining.labels), weighted `label_weight`.
+linear heads on the image embedding before normalising classify the renderer's labels (class, main colour,
+context, style; boothline.pretraining.labels), weighted `label_weight`, the class head `class_weight` times
+each other. Heads on the text embedding before normalising classify what every caption names (class, context,
+style), weighted `text_label_weight`: trained contrastively against an image side blind to class, the text
+tower had learnt to ignore the class word (a caption and the same caption with another class: cosine 0.97),
+and the text tower is what the UNet is conditioned on. The heads read the embeddings before normalising: on
+unit-length ones, a head's logits start near zero and barely move the towers (class stayed at chance).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from boothline.world.captions import apply_template, registry_entries
 log = logging.getLogger(__name__)
 GROUP = 8  # scenes per (context, style) group in a batch
 LABELS = ("noun", "main", "context", "style")
+TEXT_LABELS = ("noun", "context", "style")  # what every caption names (colour: only some)
 
 
 def world_corpus(styles: dict[str, dict]) -> str:
@@ -77,7 +83,10 @@ def train_clip(settings: Clip, scenes_dir: Path, work_dir: Path, out_dir: Path,
     groups = [indices for _, indices in sorted(items.groupby(["context", items["style"].fillna("")]).indices.items())
               if len(indices) >= 2] or [np.arange(len(captions))]  # (a toy-sized dataset: whatever it has)
 
-    both = WithHeads(model, LabelHeads(settings.projection, label_codes(items, LABELS)))
+    heads = torch.nn.ModuleDict({
+        "image": LabelHeads(settings.projection, label_codes(items, LABELS), {"noun": settings.class_weight}),
+        "text": LabelHeads(settings.projection, label_codes(items, TEXT_LABELS))})
+    both = WithHeads(model, heads)
 
     def loss(step: int, generator: torch.Generator) -> torch.Tensor:
         chosen = torch.randperm(len(groups), generator=generator)[: settings.batch_size // GROUP]
@@ -85,11 +94,17 @@ def train_clip(settings: Clip, scenes_dir: Path, work_dir: Path, out_dir: Path,
                                         for g in chosen.tolist()]))
         tokens = tokenizer([captions[i] for i in batch], padding=True, truncation=True, return_tensors="pt")
         out = model(**tokens, pixel_values=pixels(images[batch]), return_loss=True)
-        return out.loss + settings.label_weight * both.heads.loss(out.image_embeds, batch)
+        # transformers 5: the towers' pooler_output here is the projected embedding, before normalising
+        image, text = out.vision_model_output.pooler_output, out.text_model_output.pooler_output
+        labelled = settings.label_weight * heads["image"].loss(image, batch)
+        if settings.text_label_weight:
+            labelled = labelled + settings.text_label_weight * heads["text"].loss(text, batch)
+        return out.loss + labelled
 
     data_hash = hashlib.sha256((scenes_dir / "items.parquet").read_bytes()).hexdigest()[:16]
+    fingerprint = f"{settings.model_dump_json()} data={data_hash} group={GROUP} labels={LABELS} text={TEXT_LABELS}"
     trainer = Trainer(both, work_dir, steps=settings.steps, lr=settings.learning_rate, seed=settings.seed,
-                      fingerprint=f"{settings.model_dump_json()} data={data_hash} group={GROUP} labels={LABELS}")
+                      fingerprint=fingerprint)
     trained = trainer.run(loss).encoder
     processor = processor_for(tokenizer)
 

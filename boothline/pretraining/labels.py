@@ -31,21 +31,24 @@ def label_codes(items: pd.DataFrame, columns: tuple[str, ...]) -> dict[str, tupl
 
 
 class LabelHeads(torch.nn.Module):
-    def __init__(self, width: int, codes: dict[str, tuple[torch.Tensor, int]]):
+    def __init__(self, width: int, codes: dict[str, tuple[torch.Tensor, int]], weights: dict[str, float] | None = None):
         super().__init__()
         self.codes = {column: labels for column, (labels, _) in codes.items()}
         self.heads = torch.nn.ModuleDict({column: torch.nn.Linear(width, n) for column, (_, n) in codes.items()})
+        self.weights = {column: (weights or {}).get(column, 1.0) for column in codes}
 
     def loss(self, embedding: torch.Tensor, rows) -> torch.Tensor:
-        """Mean cross-entropy over the labels of dataset rows `rows` (the rows the embeddings are of)."""
+        """Cross-entropy over the labels of dataset rows `rows` (the rows the embeddings are of), averaged
+        with `weights` (1 for a label not named)."""
         rows = torch.as_tensor(rows)
-        return torch.stack([F.cross_entropy(head(embedding), self.codes[column][rows])
-                            for column, head in self.heads.items()]).mean()
+        losses = torch.stack([self.weights[column] * F.cross_entropy(head(embedding), self.codes[column][rows])
+                              for column, head in self.heads.items()])
+        return losses.sum() / sum(self.weights.values())
 
 
 class WithHeads(torch.nn.Module):
     """The encoder and its heads as one module, so checkpoints and resumes carry both."""
 
-    def __init__(self, encoder: torch.nn.Module, heads: LabelHeads):
+    def __init__(self, encoder: torch.nn.Module, heads: torch.nn.Module):
         super().__init__()
         self.encoder, self.heads = encoder, heads

@@ -37,6 +37,8 @@ class Clip(Section):
     patch: int = Field(8, ge=2)
     projection: int = Field(128, ge=8)
     label_weight: float = Field(1.0, ge=0)  # the renderer's labels, classified from the image embedding
+    class_weight: float = Field(1.0, gt=0)  # the class head's share among those labels (1: as each other)
+    text_label_weight: float = Field(0.0, ge=0)  # class, context and style, from the text embedding
 
 
 class Vae(Section):

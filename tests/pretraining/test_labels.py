@@ -34,3 +34,15 @@ def test_the_heads_learn_the_labels_and_resume_with_the_encoder(tmp_path):
     assert model.heads.loss(model.encoder(features), rows).item() < 0.2 * before
     saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["model"]
     assert any(key.startswith("heads.heads.main") for key in saved) and "encoder.weight" in saved
+
+
+def test_a_weighted_label_counts_that_many_times_the_others():
+    torch.manual_seed(0)
+    embedding, rows = torch.randn(4, 8), torch.arange(4)
+    plain = LabelHeads(8, label_codes(ITEMS, ("noun", "main")))
+    weighted = LabelHeads(8, label_codes(ITEMS, ("noun", "main")), {"noun": 3.0})
+    weighted.load_state_dict(plain.state_dict())
+    each = {column: torch.nn.functional.cross_entropy(head(embedding), plain.codes[column])
+            for column, head in plain.heads.items()}
+    assert torch.isclose(plain.loss(embedding, rows), (each["noun"] + each["main"]) / 2)
+    assert torch.isclose(weighted.loss(embedding, rows), (3 * each["noun"] + each["main"]) / 4)

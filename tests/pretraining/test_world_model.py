@@ -14,7 +14,7 @@ pytestmark = pytest.mark.skipif(not (PRETRAINED_DIR / "manifest.json").is_file()
                                 reason="no shipped weights in this checkout (make pretrain)")
 
 
-@pytest.mark.xfail(reason="issue 16's target, not reached yet: the shipped world CLIP names 10 of the 26 styles "
+@pytest.mark.xfail(reason="issue 16's target, not reached yet: the previous weights named 10 of the 26 styles "
                           "on this sheet (WORLD.md)", strict=False)
 def test_the_world_clip_recognises_the_styles_on_a_generated_contact_sheet(workdir, capsys):
     from PIL import Image

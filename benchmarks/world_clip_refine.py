@@ -40,7 +40,7 @@ def main() -> None:
     from boothline.world.captions import registry_entries
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--clip", default="pretrained/world-clip")
+    parser.add_argument("--clip", default="pretrained/world/clip")
     parser.add_argument("--datasets", default="data/pretrain/datasets")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=128)

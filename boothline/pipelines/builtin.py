@@ -1,8 +1,10 @@
 """The built-in pretrained models: `pretrained/` in the checkout, checked against its sha256 manifest.
 
-`make pretrain` (pretrain/dvc.yaml) writes them: the world pipeline (`builtin:world`, a diffusers
-StableDiffusionPipeline directory), the world CLIP (`builtin:world-clip`) and the identity encoder
-(`builtin:world-identity`, in DINO's role), with `manifest.json` listing the sha256 of every file. A name
+`make pretrain` (pretrain/dvc.yaml) writes them into one folder, `pretrained/world/`: the world pipeline
+(`builtin:world`, a diffusers StableDiffusionPipeline directory) with the world CLIP (`builtin:world-clip`,
+its `clip/` subfolder) and the identity encoder (`builtin:world-identity`, in DINO's role, `identity/`)
+beside the pipeline's own subfolders (diffusers loads only those `model_index.json` names), and
+`pretrained/manifest.json` listing the sha256 of every file. A name
 resolves to its directory only after every file of the manifest matches, so a corrupted or half-updated
 checkout fails with the file named instead of drawing noise. The manifest's own hash identifies the
 weights in model ids, so priors, image ids and resume fingerprints change when the weights do.
@@ -19,7 +21,8 @@ from boothline.errors import ModelError
 PRETRAINED_DIR = Path(__file__).resolve().parents[2] / "pretrained"
 MANIFEST = "manifest.json"
 WORLD, WORLD_CLIP, WORLD_IDENTITY = "builtin:world", "builtin:world-clip", "builtin:world-identity"
-BUILTIN_DIRS = {WORLD: "world", WORLD_CLIP: "world-clip", WORLD_IDENTITY: "world-identity"}
+WEIGHTS_DIR = "world"  # the one folder of shipped weights; the manifest sits beside it (see dvc.yaml)
+BUILTIN_DIRS = {WORLD: WEIGHTS_DIR, WORLD_CLIP: f"{WEIGHTS_DIR}/clip", WORLD_IDENTITY: f"{WEIGHTS_DIR}/identity"}
 _verified: dict[Path, tuple] = {}  # manifest path -> (its stat) at the last check, per process
 
 

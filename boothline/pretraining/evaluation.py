@@ -21,6 +21,7 @@ import torch
 from pydantic import Field, ValidationError
 
 from boothline.errors import ParamsError
+from boothline.pipelines.builtin import BUILTIN_DIRS, WORLD, WORLD_CLIP, WORLD_IDENTITY
 from boothline.pretraining.arrays import load_dataset, pixels
 from boothline.pretraining.settings import PretrainParams, Section
 from boothline.world.captions import Wording, describe, registry_entries, swapped
@@ -171,15 +172,15 @@ def evaluate_world(params: PretrainParams, out_dir: Path) -> dict:
     settings = evaluate_settings(params)
     templates = {name: entry["prompt"] for name, entry in registry_entries().items()}
     shipped = params.out_dir
-    zero_shot = ZeroShot(shipped / "world-clip", templates)
+    zero_shot = ZeroShot(shipped / BUILTIN_DIRS[WORLD_CLIP], templates)
     heldout_images, heldout_items = load_dataset(params.dataset("heldout"))
     heldout_scenes = [scene_of(r) for r in heldout_items.itertuples()]
-    generated, scenes, prompts = generate_from_grammar(shipped / "world", settings, templates)
+    generated, scenes, prompts = generate_from_grammar(shipped / BUILTIN_DIRS[WORLD], settings, templates)
     metrics = {
         "clip_zero_shot_heldout": score_factors(zero_shot, heldout_images, heldout_scenes),
-        "identity_retrieval_heldout": identity_retrieval(shipped / "world-identity",
+        "identity_retrieval_heldout": identity_retrieval(shipped / BUILTIN_DIRS[WORLD_IDENTITY],
                                                          params.dataset("identity-heldout")),
-        "vae_psnr_heldout": vae_psnr(shipped / "world" / "vae", heldout_images),
+        "vae_psnr_heldout": vae_psnr(shipped / BUILTIN_DIRS[WORLD] / "vae", heldout_images),
         "base_model_prompted": score_factors(zero_shot, generated, scenes),
         "base_model_settings": settings.model_dump(),
     }

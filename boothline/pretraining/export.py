@@ -1,5 +1,6 @@
-"""Assembling what ships: the world pipeline, the world CLIP and the identity encoder, in fp16, under one
-folder with a sha256 manifest (pipelines.builtin reads it back and checks it on every load).
+"""Assembling what ships: the world pipeline, the world CLIP and the identity encoder, in fp16, in one
+folder (the encoders as its `clip/` and `identity/` subfolders), with a sha256 manifest beside it
+(pipelines.builtin reads it back and checks it on every load).
 
 The pipeline is a plain diffusers StableDiffusionPipeline: the world CLIP's text tower as text encoder and
 its tokenizer, the VAE, the UNet's EMA weights, and a PNDM scheduler configured as the UNet was trained
@@ -15,7 +16,7 @@ import torch
 from pydantic import ValidationError
 
 from boothline.errors import ParamsError
-from boothline.pipelines.builtin import write_manifest
+from boothline.pipelines.builtin import BUILTIN_DIRS, WEIGHTS_DIR, WORLD_CLIP, WORLD_IDENTITY, write_manifest
 from boothline.pretraining.loop import save_atomically
 from boothline.pretraining.settings import PretrainParams, Section
 from boothline.pretraining.unet import SCHEDULER, text_encoder_from_clip
@@ -53,10 +54,11 @@ def export_world(params: PretrainParams) -> Path:
 
     def save(tmp: Path) -> None:
         pipe = assemble_pipeline(trained("clip"), trained("vae"), trained("unet")).to(dtype=dtype)
-        pipe.save_pretrained(tmp / "world", safe_serialization=True)
-        for part, name in (("clip", "world-clip"), ("identity", "world-identity")):
-            AutoModel.from_pretrained(trained(part)).to(dtype).save_pretrained(tmp / name, safe_serialization=True)
-            AutoProcessor.from_pretrained(trained(part)).save_pretrained(tmp / name)
+        pipe.save_pretrained(tmp / WEIGHTS_DIR, safe_serialization=True)
+        for part, name in (("clip", WORLD_CLIP), ("identity", WORLD_IDENTITY)):
+            target = tmp / BUILTIN_DIRS[name]
+            AutoModel.from_pretrained(trained(part)).to(dtype).save_pretrained(target, safe_serialization=True)
+            AutoProcessor.from_pretrained(trained(part)).save_pretrained(target)
         write_manifest(tmp)
 
     return save_atomically(save, params.out_dir)

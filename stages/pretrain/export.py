@@ -1,5 +1,6 @@
 """Pretraining stage 6, export: the shipped folder (boothline.pretraining.export). Output: `out_dir`
-(`pretrained/`: world/, world-clip/, world-identity/ in fp16, and manifest.json), committed to git."""
+(`pretrained/`: world/ in fp16, the pipeline with the encoders as its clip/ and identity/, and
+manifest.json beside it), committed to git."""
 
 from __future__ import annotations
 

@@ -17,18 +17,19 @@ def shipped(tmp_path):
     (root / "world" / "unet").mkdir(parents=True)
     (root / "world" / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"weights" * 100)
     (root / "world" / "model_index.json").write_text("{}")
-    (root / "world-clip").mkdir()
-    (root / "world-clip" / "model.safetensors").write_bytes(b"clip")
+    (root / "world" / "clip").mkdir()
+    (root / "world" / "clip" / "model.safetensors").write_bytes(b"clip")
     write_manifest(root)
     return root
 
 
 def test_a_manifest_lists_every_file_with_its_sha256(shipped):
     files = json.loads((shipped / "manifest.json").read_text())["files"]
-    assert sorted(files) == ["world-clip/model.safetensors", "world/model_index.json",
+    assert sorted(files) == ["world/clip/model.safetensors", "world/model_index.json",
                              "world/unet/diffusion_pytorch_model.safetensors"]
     verify_pretrained(shipped)
     assert builtin_dir("builtin:world", shipped) == shipped / "world"
+    assert builtin_dir("builtin:world-clip", shipped) == shipped / "world" / "clip"
 
 
 def test_a_changed_file_is_an_error_naming_it(shipped):
@@ -39,8 +40,8 @@ def test_a_changed_file_is_an_error_naming_it(shipped):
 
 
 def test_a_missing_file_or_manifest_is_an_error_naming_it(shipped):
-    (shipped / "world-clip" / "model.safetensors").unlink()
-    with pytest.raises(ModelError, match=r"world-clip/model.safetensors: missing"):
+    (shipped / "world" / "clip" / "model.safetensors").unlink()
+    with pytest.raises(ModelError, match=r"world/clip/model.safetensors: missing"):
         verify_pretrained(shipped)
     (shipped / "manifest.json").unlink()
     with pytest.raises(ModelError, match=r"manifest.json: missing"):
@@ -49,7 +50,7 @@ def test_a_missing_file_or_manifest_is_an_error_naming_it(shipped):
 
 def test_the_manifest_hash_changes_with_the_weights(shipped):
     before = manifest_hash(shipped)
-    (shipped / "world-clip" / "model.safetensors").write_bytes(b"retrained")
+    (shipped / "world" / "clip" / "model.safetensors").write_bytes(b"retrained")
     write_manifest(shipped)
     assert manifest_hash(shipped) != before and len(before) == 16
 
@@ -72,4 +73,5 @@ def test_the_shipped_weights_match_their_manifest_and_budget():
     files = [p for p in PRETRAINED_DIR.rglob("*") if p.is_file()]
     assert sum(p.stat().st_size for p in files) <= 25 * 2**20
     assert all((PRETRAINED_DIR / sub).is_dir() for sub in BUILTIN_DIRS.values())
+    assert sorted(p.name for p in PRETRAINED_DIR.iterdir()) == ["manifest.json", "world"]  # one weights folder
     assert not [p for p in files if p.suffix in (".bin", ".pt", ".ckpt", ".pth")]  # safetensors only

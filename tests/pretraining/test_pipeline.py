@@ -82,7 +82,7 @@ def test_the_evaluation_reports_every_factor(pretrained):
 @pytest.mark.parametrize("script, args", [
     ("world_class_probe.py", ["--arch", "cnn", "--base-model", "{out}/world", "--params", "{params}"]),
     ("world_class_probe.py", ["--arch", "vit", "--augment"]),
-    ("world_clip_refine.py", ["--clip", "{out}/world-clip"]),
+    ("world_clip_refine.py", ["--clip", "{out}/world/clip"]),
 ], ids=["cnn-and-base-model", "vit-augmented", "clip-refine"])
 def test_the_world_experiments_run_on_the_rendered_datasets(pretrained, script, args):
     """WORLD.md's "Where class is lost" figures come from these scripts: at toy size they run end to end."""

@@ -103,3 +103,20 @@ def test_the_world_experiments_run_on_the_rendered_datasets(pretrained, script, 
         judged = report["base_model_class"]
         assert judged["images"] == 4 and sum(judged["predicted"].values()) == 4  # evaluate: 2 prompts x 2 seeds
         assert 0 <= judged["heldout_through_vae"] <= 1
+
+
+def test_the_encoder_benchmark_scores_the_trained_encoders_before_their_export(pretrained):
+    """WORLD.md's "Bigger objects" figures: an experiment's fp32 stage outputs, scored as the evaluate stage scores
+    the shipped ones."""
+    import subprocess
+    import sys
+
+    data = pretrained.data_dir
+    command = [sys.executable, "benchmarks/world_encoders.py", "--datasets", str(data / "datasets"),
+               "--clip", str(data / "clip"), "--identity", str(data / "identity")]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert set(report["clip_zero_shot_heldout"]) == {"noun", "colour", "context", "style"}
+    assert all(0 <= accuracy <= 1 for accuracy in report["clip_zero_shot_heldout"].values())
+    assert report["identity_designs"] == 8 and 0 <= report["identity_top1_heldout"] <= 1

@@ -294,7 +294,9 @@ def test_the_studio_page_in_a_real_browser(deployment):
 
         # Two styles, two seeds: the images appear in the job's card, then in the gallery.
         page.click("[data-tab=generate]")
-        expect(page.locator("#gen-model option")).not_to_have_count(0)
+        # A registered model, not the "no model yet" placeholder the list shows until /v1/models answers: with the
+        # placeholder the required select blocks the submit, silently (seen on a slow machine).
+        expect(page.locator("#gen-model option[value^='models:/']")).not_to_have_count(0, timeout=second)
         for style in ("photographic", "anime", "watercolor"):
             page.locator(f"#style-picker input[value='{style}']").set_checked(style != "photographic")
         page.fill("#gen-seeds", "2")

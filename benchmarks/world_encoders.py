@@ -27,7 +27,7 @@ def main() -> None:
     from boothline.world.captions import registry_entries
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--clip", default="data/pretrain/clip", help="a CLIPModel directory, e.g. pretrained/world/clip")
+    parser.add_argument("--clip", default="data/pretrain/clip", help="a CLIPModel dir, e.g. pretrained/world/clip")
     parser.add_argument("--identity", default="data/pretrain/identity", help="a ViTModel directory")
     parser.add_argument("--datasets", default="data/pretrain/datasets")
     args = parser.parse_args()
